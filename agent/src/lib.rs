@@ -1,1 +1,27 @@
-//! placeholder
+//! ember-agent: the core of the runtime.
+//!
+//! Module map:
+//! - Contracts (traits and types every other crate implements or consumes):
+//!   - [`observation`]: camera frames, proprioception, simulator metadata per step;
+//!   - [`action`]: the discrete action language and keypoint actions;
+//!   - [`policy`]: the `Policy` trait, its `Context` (conversation, legal actions, candidates)
+//!     and `Decision`;
+//!   - [`world`]: the `World` trait and its `Command`s;
+//!   - [`recorder`]: the `Recorder` trait and its events;
+//!   - [`thor`]: AI2-THOR's metadata schema as Rust types;
+//!   - [`error`]: the crate's error type.
+
+pub mod action;
+pub mod error;
+pub mod observation;
+pub mod policy;
+pub mod recorder;
+pub mod thor;
+pub mod world;
+
+pub use action::{Action, DiscreteAction, GripperIntent, KeypointAction, Verb};
+pub use error::{Error, Result};
+pub use observation::{CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage};
+pub use policy::{Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Role};
+pub use recorder::{NullRecorder, RecordEvent, Recorder, StepTimings};
+pub use world::{Command, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo};

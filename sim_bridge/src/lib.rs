@@ -1,1 +1,9 @@
-//! placeholder
+//! ember-sim-bridge: how ember talks to simulators.
+//!
+//! Module map:
+//! - [`backend`]: the `Simulator` interface (AI2-THOR actions in, AI2-THOR metadata and frames
+//!   out) that servers front and thor-lite implements.
+
+pub mod backend;
+
+pub use backend::{Frames, InitSettings, SimError, SimEvent, Simulator, SimulatorInfo};

@@ -1,1 +1,36 @@
-fn main() {}
+//! `ember`: the embodied agent runtime's command line.
+//!
+//! Module map (one module per command family):
+//! - `main.rs`: the command tree and logging setup.
+
+use clap::{Parser, Subcommand};
+
+/// ember: run embodied reasoning agents in simulators and on robots.
+#[derive(Debug, Parser)]
+#[command(name = "ember", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info`, `ember=debug`; also `RUST_LOG`.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn init_logging(filter: &str) {
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(env)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match cli.command {}
+}

@@ -8,11 +8,14 @@
 //!     and `Decision`;
 //!   - [`world`]: the `World` trait and its `Command`s;
 //!   - [`recorder`]: the `Recorder` trait and its events;
+//!   - [`harness`]: the `Harness` trait: the rules of a kind of episode (start, act, end,
+//!     score) that the event loop drives;
 //!   - [`thor`]: AI2-THOR's metadata schema as Rust types;
 //!   - [`error`]: the crate's error type.
 
 pub mod action;
 pub mod error;
+pub mod harness;
 pub mod observation;
 pub mod policy;
 pub mod recorder;
@@ -21,6 +24,7 @@ pub mod world;
 
 pub use action::{Action, DiscreteAction, GripperIntent, KeypointAction, Verb};
 pub use error::{Error, Result};
+pub use harness::{Harness, HarnessStep};
 pub use observation::{CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage};
 pub use policy::{Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Role};
 pub use recorder::{NullRecorder, RecordEvent, Recorder, StepTimings};

@@ -12,8 +12,12 @@
 //!     score) that the event loop drives;
 //!   - [`thor`]: AI2-THOR's metadata schema as Rust types;
 //!   - [`error`]: the crate's error type.
+//! - Task families:
+//!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
+//!     parser, executor, legality, ending rules, trajectory records, metrics and summaries).
 
 pub mod action;
+pub mod er;
 pub mod error;
 pub mod harness;
 pub mod observation;
@@ -25,7 +29,9 @@ pub mod world;
 pub use action::{Action, DiscreteAction, GripperIntent, KeypointAction, Verb};
 pub use error::{Error, Result};
 pub use harness::{Harness, HarnessStep};
-pub use observation::{CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage};
+pub use observation::{
+    CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage,
+};
 pub use policy::{Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Role};
 pub use recorder::{NullRecorder, RecordEvent, Recorder, StepTimings};
 pub use world::{Command, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo};

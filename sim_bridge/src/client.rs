@@ -44,12 +44,14 @@ impl Default for ClientOptions {
 }
 
 /// The in-process simulators `inproc://NAME` can name.
-pub const IN_PROCESS_SIMULATORS: &[&str] = &[];
+pub const IN_PROCESS_SIMULATORS: &[&str] = &["thor-lite"];
 
 /// Makes the in-process simulator an `inproc://NAME` endpoint names.
 pub fn in_process_simulator(name: &str) -> Option<Box<dyn Simulator>> {
-    let _ = name;
-    None
+    match name {
+        "thor-lite" => Some(Box::new(crate::thor::ThorLite::new())),
+        _ => None,
+    }
 }
 
 enum Transport {

@@ -3,6 +3,8 @@
 //! Module map:
 //! - [`backend`]: the `Simulator` interface (AI2-THOR actions in, AI2-THOR metadata and frames
 //!   out) that servers front and thor-lite implements.
+//! - [`thor`]: thor-lite, the embedded AI2-THOR-compatible simulator of the iTHOR floor plans
+//!   ([`thor::ThorLite`]).
 //! - [`protocol`]: the bridge protocol `ember-sim/1` (see `sim_bridge/PROTOCOL.md`): message
 //!   layout, pure encoding and decoding, error codes, size limits.
 //! - [`server`]: serves any `Simulator` on a ZeroMQ endpoint (`tcp://`, `ipc://`).
@@ -19,6 +21,7 @@ pub mod client;
 pub mod error;
 pub mod protocol;
 pub mod server;
+pub mod thor;
 pub mod world;
 
 pub use backend::{Frames, InitSettings, SimError, SimEvent, Simulator, SimulatorInfo};

@@ -14,14 +14,19 @@
 //!   receptacle that cannot be opened and holds one of the case's related objects, the agent aims
 //!   at that object instead. A hand-picked pose ([`super::poses::hand_picked`]) is used as it is.
 //!   Otherwise the pose comes from `GetInteractablePoses` restricted to 1.5 m from the object
-//!   ([`choose_pose`]: the nearest pose for small objects, else a pose in front of the object
-//!   for its yaw snapped to 45 degrees, with the reference's tie rules); we fall back to the
-//!   shipped openable-receptacle pose when there is none (the reference fails). After a
-//!   teleport (horizon 60), the agent crouches when its origin is more than 0.44 m above the
-//!   box top and stands otherwise, stands up again when the object is then not visible, tilts
-//!   the camera toward the box centre (pitch up clamped to [-60, 30] degrees, i.e. horizon in
-//!   [-30, 60], AI2-THOR's horizon being positive looking down) and turns to the 45-degree yaw
-//!   nearest the direction of the box centre. Succeeds when a pose was found and reached.
+//!   and, as the spec says, to standing poses when there are any (the reference takes crouched
+//!   ones too) ([`choose_pose`]: the nearest pose for small objects, else a pose in front of
+//!   the object for its yaw snapped to 45 degrees, with the reference's tie rules); we fall
+//!   back to the shipped openable-receptacle pose when there is none (the reference fails).
+//!   After a teleport (horizon 60), the agent crouches when its origin is more than 0.44 m
+//!   above the box top and stands otherwise, stands up again when the object is then not
+//!   visible, tilts the camera toward the box centre (pitch up clamped to [-60, 30] degrees,
+//!   i.e. horizon in [-30, 60], AI2-THOR's horizon being positive looking down) and turns to
+//!   the 45-degree yaw nearest the direction of the box centre. If the object is then not
+//!   visible, the agent takes the offered pose exactly (its yaw, horizon and posture), which
+//!   the simulator verified (ours: the spec wants a pose "from which it can be interacted
+//!   with"; the reference keeps the adjusted view). Succeeds when a pose was found and
+//!   reached.
 //! - **observe**: `RotateLeft 90` three times (left, back, right views) stitched into one
 //!   image ([`super::stitch`]), then a fourth to restore the heading.
 //! - **move forward**: `MoveAhead 0.5`; if refused: a sidestep (`MoveRight`/`MoveLeft 0.5`),
@@ -73,7 +78,8 @@ impl ReachableCache {
         Self::default()
     }
 
-    fn get(&self, scene: &str) -> Option<Arc<Vec<Vec3>>> {
+    /// The cached positions of a scene, if any.
+    pub fn get(&self, scene: &str) -> Option<Arc<Vec<Vec3>>> {
         self.map.lock().ok()?.get(scene).cloned()
     }
 
@@ -281,6 +287,18 @@ pub fn parse_poses(v: &Value) -> Vec<InteractablePose> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The spec's "standing pose": the standing poses when there are any, else all of them.
+pub fn standing_first(poses: Vec<InteractablePose>) -> Vec<InteractablePose> {
+    if poses.iter().any(|p| p.standing != Some(false)) {
+        poses
+            .into_iter()
+            .filter(|p| p.standing != Some(false))
+            .collect()
+    } else {
+        poses
+    }
 }
 
 /// Python's `round` (half to even) for the angle snapping.
@@ -688,6 +706,7 @@ pub struct NavOutcome {
 pub fn navigate(
     sim: &mut Sim<'_>,
     scene: &str,
+    reachable: &[Vec3],
     object_id: &str,
     related: &[String],
     mode: Mode,
@@ -712,6 +731,7 @@ pub fn navigate(
     let fixed: Option<AgentPose> = poses::hand_picked(scene, &item.object_id);
     let mut reached = false;
     let mut adjust = true;
+    let mut verified: Option<InteractablePose> = None;
     if let Some(p) = fixed {
         let y = p.y.unwrap_or(meta.agent.position.y);
         let standing = match mode {
@@ -728,13 +748,38 @@ pub fn navigate(
         adjust = false;
     }
     if !reached {
-        sim.step(SimAction::new("GetInteractablePoses").with("objectId", item.object_id.clone()))?;
-        let offered = parse_poses(&sim.action_return());
+        // Only positions within reach of the object can be chosen: ask about those alone
+        // (the same poses as asking about all and filtering, at a fraction of the cost).
+        let near: Vec<Value> = reachable
+            .iter()
+            .filter(|p| p.distance_xz(&item.position) <= NAV_RADIUS)
+            .map(v3)
+            .collect();
+        // Standing poses first (the spec's "standing pose"), crouched ones only when there is
+        // no standing pose within reach.
+        let mut offered = Vec::new();
+        for standing in [true, false] {
+            let mut ask = SimAction::new("GetInteractablePoses")
+                .with("objectId", item.object_id.clone())
+                .with("standings", json!([standing]));
+            if !reachable.is_empty() {
+                ask = ask.with("positions", Value::Array(near.clone()));
+            }
+            sim.step(ask)?;
+            offered = standing_first(parse_poses(&sim.action_return()));
+            if offered
+                .iter()
+                .any(|p| p.dist_xz(&item.position) <= NAV_RADIUS)
+            {
+                break;
+            }
+        }
         let mut tried: Vec<InteractablePose> = Vec::new();
         while let Some((pose, yaw)) = choose_pose(&item, &offered, &tried) {
             if sim.step(teleport(&pose.position(), yaw, 60.0, standing_now))? {
                 reached = true;
                 adjust = true;
+                verified = Some(pose);
                 break;
             }
             tried.push(pose);
@@ -757,6 +802,22 @@ pub fn navigate(
     if adjust {
         adjust_height(sim, &item)?;
         adjust_view(sim, &item)?;
+        // The spec asks for a pose "from which it can be interacted with": when the reference's
+        // posture and view adjustment lose sight of the object, take the pose exactly as the
+        // simulator verified it.
+        let seen = sim
+            .meta()?
+            .object(&item.object_id)
+            .is_some_and(|o| o.visible);
+        if let (false, Some(p)) = (seen, verified) {
+            let standing = p.standing.unwrap_or(true);
+            sim.step(teleport(
+                &p.position(),
+                p.rotation,
+                p.horizon.unwrap_or(0.0),
+                standing,
+            ))?;
+        }
     }
     let meta = sim.meta()?;
     if item.receptacle {

@@ -275,9 +275,11 @@ impl ErHarness {
                 let Some(id) = id else {
                     return Ok((ActionOutcome::default(), true, None));
                 };
+                let reachable = self.cache.get(&scene).unwrap_or_default();
                 let nav = executor::navigate(
                     sim,
                     &scene,
+                    &reachable,
                     &id,
                     &self.case.related_objects,
                     self.mode,

@@ -158,7 +158,7 @@ impl Legality {
                 && self
                     .container
                     .as_ref()
-                    .is_some_and(|c| c.iter().any(|t| *t == n.object_type));
+                    .is_some_and(|c| c.contains(&n.object_type));
             if in_container || n.navigable {
                 push_unique(&mut out, &n.object_type);
             }

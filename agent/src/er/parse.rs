@@ -406,7 +406,9 @@ mod tests {
         ])
     }
 
-    fn p(reply: &str) -> (Option<String>, &'static str, Option<String>) {
+    type Row = (Option<String>, &'static str, Option<String>);
+
+    fn p(reply: &str) -> Row {
         let r = parse_reply(reply, &scene(), Mode::ErCompat);
         (r.raw_action.clone(), r.action_name(), r.item)
     }
@@ -415,7 +417,7 @@ mod tests {
     fn reply_table() {
         let nso = Some(NO_SUITABLE_OBJECT.to_string());
         let s = |x: &str| Some(x.to_string());
-        let cases: Vec<(&str, (Option<String>, &str, Option<String>))> = vec![
+        let cases: Vec<(&str, Row)> = vec![
             // Well-formed.
             (
                 "I think.<DecisionMaking>navigate to CounterTop</DecisionMaking>",

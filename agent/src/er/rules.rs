@@ -214,7 +214,7 @@ mod tests {
             ],
         );
         assert_eq!(why, None);
-        assert!(EndReason::Repeated.end_record_success(Mode::ErCompat) == false);
+        assert!(!EndReason::Repeated.end_record_success(Mode::ErCompat));
     }
 
     #[test]

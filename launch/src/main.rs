@@ -2,8 +2,10 @@
 //!
 //! Module map (one module per command family):
 //! - `main.rs`: the command tree and logging setup.
-//! - `sim_cmd.rs`: `ember sim ...`, the embedded simulator (scenes, shot).
+//! - `sim_cmd.rs`: `ember sim ...`, the embedded simulator (scenes, shot, serve).
+//! - `bench_cmd.rs`: `ember bench ...`, end-to-end benchmarks (sim).
 
+mod bench_cmd;
 mod sim_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,9 @@ enum Command {
     /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
+    /// End-to-end benchmarks (`ember bench sim`: steps per second over the simulator bridge).
+    #[command(subcommand)]
+    Bench(bench_cmd::Bench),
 }
 
 fn init_logging(filter: &str) {
@@ -41,5 +46,6 @@ fn main() -> anyhow::Result<()> {
     init_logging(&cli.log);
     match cli.command {
         Command::Sim(c) => sim_cmd::run(c),
+        Command::Bench(c) => bench_cmd::run(c),
     }
 }

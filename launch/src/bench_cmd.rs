@@ -22,6 +22,11 @@ use serde_json::{Map, Value, json};
 pub enum Bench {
     /// Simulator steps per second over the bridge (tcp) and in process (inproc), thor-lite's
     /// time per frame, and the bridge overhead (1 - inproc time / tcp time per step).
+    ///
+    /// thor-lite serves on a thread of this process over loopback tcp; the client steps it
+    /// with a seeded mix of moves, turns, looks up and down, pickups, puts, opens and closes,
+    /// the same mix on both transports. For the one-core figure, pin the process:
+    /// `taskset -c 0 ember bench sim`.
     Sim(BenchSimArgs),
 }
 
@@ -37,7 +42,7 @@ pub struct BenchSimArgs {
     /// Leave depth out (RGB and metadata only).
     #[arg(long)]
     pub no_depth: bool,
-    /// The scene (not an evaluation scene; any of `ember sim scenes`).
+    /// The scene (any of `ember sim scenes`; the default is not an evaluation scene).
     #[arg(long, default_value = "FloorPlan5")]
     pub scene: String,
     /// Timed steps per run.

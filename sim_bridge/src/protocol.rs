@@ -1498,10 +1498,7 @@ mod tests {
                 None,
                 Reply::Error(WireError::field(ErrorCode::UnknownKind, "kind", "nope")),
             ),
-            (
-                Some(Kind::Reset),
-                Reply::Event(Box::default()),
-            ),
+            (Some(Kind::Reset), Reply::Event(Box::default())),
         ] {
             let parts = encode_reply(Some(3), kind, reply.clone());
             let back = decode_reply(parts, &limits()).unwrap();

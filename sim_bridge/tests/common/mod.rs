@@ -82,11 +82,19 @@ fn rgb_desc() -> Value {
            "byteOrder": "little", "rowOrder": "top_to_bottom"})
 }
 
+/// One malformed-request case: what it is, the message parts, the error code and field.
+type Case = (
+    &'static str,
+    Vec<Vec<u8>>,
+    &'static str,
+    Option<&'static str>,
+);
+
 /// Every malformed-request class of PROTOCOL.md that needs no scene; after each one the
 /// server must still answer. Works against any ember-sim/1 server.
 pub fn malformed_suite(endpoint: &str) {
     let p = PROTOCOL_VERSION;
-    let cases: Vec<(&str, Vec<Vec<u8>>, &str, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "bad JSON",
             vec![b"{\"protocol\": ".to_vec()],

@@ -5,12 +5,16 @@
 //! - `launch_file`: TOML launch files with includes, `--set` overrides and origins.
 //! - `config`: the launch-file schema and its validation.
 //! - `check_cmd`: `ember check`.
+//! - `sim_cmd`: `ember sim ...`, the embedded simulator (scenes, shot, serve).
+//! - `bench_cmd`: `ember bench ...`, end-to-end benchmarks (sim).
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
 mod check_cmd;
 mod config;
 mod launch_file;
+mod sim_cmd;
 
 /// ember: run embodied reasoning agents in simulators and on robots.
 #[derive(Debug, Parser)]
@@ -27,6 +31,12 @@ struct Cli {
 enum Command {
     /// Validate a launch file without running it.
     Check(check_cmd::CheckArgs),
+    /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
+    /// End-to-end benchmarks (`ember bench sim`: steps per second over the simulator bridge).
+    #[command(subcommand)]
+    Bench(bench_cmd::Bench),
 }
 
 fn init_logging(filter: &str) {
@@ -44,5 +54,7 @@ fn main() -> anyhow::Result<()> {
     init_logging(&cli.log);
     match cli.command {
         Command::Check(args) => check_cmd::run(&args),
+        Command::Sim(c) => sim_cmd::run(c),
+        Command::Bench(c) => bench_cmd::run(c),
     }
 }

@@ -12,6 +12,12 @@
 //!     score) that the event loop drives;
 //!   - [`thor`]: AI2-THOR's metadata schema as Rust types;
 //!   - [`error`]: the crate's error type.
+//! - The runtime:
+//!   - [`event_loop`]: runs an episode step by step (tokio; blocking work on blocking
+//!     threads; Ctrl-C via [`event_loop::StopSignal`]);
+//!   - [`memory`]: interaction history, the JSON-lines episode log, the budgeted context and
+//!     the semantic map;
+//!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies.
 //! - Task families:
 //!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
 //!     parser, executor, legality, ending rules, trajectory records, metrics and summaries).
@@ -19,8 +25,11 @@
 pub mod action;
 pub mod er;
 pub mod error;
+pub mod event_loop;
 pub mod harness;
+pub mod memory;
 pub mod observation;
+pub mod policies;
 pub mod policy;
 pub mod recorder;
 pub mod thor;

@@ -2,13 +2,21 @@
 //!
 //! Module map (one module per command family):
 //! - `main.rs`: the command tree and logging setup.
-//! - `sim_cmd.rs`: `ember sim ...`, the embedded simulator (scenes, shot).
-//! - `er_cmd.rs`: `ember er ...`, Embodied-Reasoner benchmark files (cases, summaries).
-
-mod er_cmd;
-mod sim_cmd;
+//! - `launch_file`: TOML launch files with includes, `--set` overrides and origins.
+//! - `config`: the launch-file schema and its validation.
+//! - `check_cmd`: `ember check`.
+//! - `sim_cmd`: `ember sim ...`, the embedded simulator (scenes, shot, serve).
+//! - `bench_cmd`: `ember bench ...`, end-to-end benchmarks (sim).
+//! - `er_cmd`: `ember er ...`, Embodied-Reasoner benchmark files (cases, summaries).
 
 use clap::{Parser, Subcommand};
+
+mod bench_cmd;
+mod check_cmd;
+mod config;
+mod er_cmd;
+mod launch_file;
+mod sim_cmd;
 
 /// ember: run embodied reasoning agents in simulators and on robots.
 #[derive(Debug, Parser)]
@@ -23,9 +31,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Validate a launch file without running it.
+    Check(check_cmd::CheckArgs),
     /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
+    /// End-to-end benchmarks (`ember bench sim`: steps per second over the simulator bridge).
+    #[command(subcommand)]
+    Bench(bench_cmd::Bench),
     /// Embodied-Reasoner benchmark files: check a case file, summarise and merge results.
     #[command(subcommand)]
     Er(er_cmd::ErCommand),
@@ -45,7 +58,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log);
     match cli.command {
+        Command::Check(args) => check_cmd::run(&args),
         Command::Sim(c) => sim_cmd::run(c),
+        Command::Bench(c) => bench_cmd::run(c),
         Command::Er(c) => er_cmd::run(c),
     }
 }

@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 use crate::backend::{InitSettings, SimEvent, Simulator};
 use crate::error::BridgeError;
 use crate::protocol::{
-    ErrorCode, Kind, Limits, PROTOCOL_VERSION, Reply, ReplyError, Request, ServerInfo, WireError,
-    decode_reply, encode_request, resolve_settings, validate_action,
+    ErrorCode, Kind, Limits, PROTOCOL_VERSION, Part, Reply, ReplyError, Request, ServerInfo,
+    WireError, decode_reply, encode_request, resolve_settings, validate_action,
 };
 use crate::server::guarded;
 
@@ -361,7 +361,7 @@ impl Client {
             source,
         };
 
-        let result = (|| -> Result<Vec<Vec<u8>>, BridgeError> {
+        let result = (|| -> Result<Vec<ZmqPart>, BridgeError> {
             let socket = self.zmq_socket()?;
             // A REQ socket that connects queues the request even before the server is up.
             loop {
@@ -392,7 +392,7 @@ impl Client {
                     Err(zmq::Error::EINTR) => continue,
                     Err(e) => return Err(zerr("poll", e)),
                 }
-                match socket.recv_multipart(zmq::DONTWAIT) {
+                match recv_parts(socket) {
                     Ok(parts) => return Ok(parts),
                     Err(zmq::Error::EAGAIN) | Err(zmq::Error::EINTR) => continue,
                     Err(e) => return Err(zerr("recv", e)),
@@ -461,6 +461,32 @@ impl Client {
             )));
         }
         Ok(envelope.reply)
+    }
+}
+
+/// A received ZeroMQ part, read in place (depth and ids convert straight from it).
+struct ZmqPart(zmq::Message);
+
+impl AsRef<[u8]> for ZmqPart {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Part for ZmqPart {
+    fn into_vec(self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+}
+
+/// Receives all parts of one message without copying them out of ZeroMQ.
+fn recv_parts(socket: &zmq::Socket) -> Result<Vec<ZmqPart>, zmq::Error> {
+    let mut parts = Vec::with_capacity(4);
+    loop {
+        parts.push(ZmqPart(socket.recv_msg(zmq::DONTWAIT)?));
+        if !socket.get_rcvmore()? {
+            return Ok(parts);
+        }
     }
 }
 

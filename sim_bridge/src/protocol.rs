@@ -1072,9 +1072,9 @@ fn encode_frames(frames: Frames) -> Result<(Vec<Value>, Vec<Vec<u8>>), WireError
     Ok((descs, parts))
 }
 
-fn decode_frames(
+fn decode_frames<P: Part>(
     descs: &[Value],
-    parts: Vec<Vec<u8>>,
+    parts: Vec<P>,
     limits: &Limits,
 ) -> Result<Frames, WireError> {
     check_frame_count(descs.len(), parts.len(), limits)?;
@@ -1082,7 +1082,7 @@ fn decode_frames(
     let mut size: Option<(usize, usize)> = None;
     for (i, (desc, part)) in descs.iter().zip(parts).enumerate() {
         let desc = FrameDesc::from_value(desc, i, limits)?;
-        desc.check_len(i, part.len())?;
+        desc.check_len(i, part.as_ref().len())?;
         let (h, w) = (desc.shape[0], desc.shape[1]);
         if let Some((h0, w0)) = size
             && (h0, w0) != (h, w)
@@ -1114,7 +1114,7 @@ fn decode_frames(
                 frames.rgb = Some(RgbImage {
                     width: wu,
                     height: hu,
-                    data: part,
+                    data: part.into_vec(),
                 });
             }
             "depth" => {
@@ -1124,7 +1124,7 @@ fn decode_frames(
                 frames.depth = Some(DepthImage {
                     width: wu,
                     height: hu,
-                    data: le_bytes_to_f32(&part),
+                    data: le_bytes_to_f32(part.as_ref()),
                 });
             }
             _ => {
@@ -1132,7 +1132,7 @@ fn decode_frames(
                     return Err(dup());
                 }
                 let legend = desc.legend.unwrap_or_default();
-                let data = le_bytes_to_u32(&part);
+                let data = le_bytes_to_u32(part.as_ref());
                 if let Some(bad) = data.iter().find(|&&id| id as usize >= legend.len()) {
                     return Err(WireError::field(
                         ErrorCode::BadField,
@@ -1153,6 +1153,19 @@ fn decode_frames(
         }
     }
     Ok(frames)
+}
+
+/// A received message part: bytes to borrow, or to move into a `Vec` (copying only when the
+/// part does not already own one).
+pub trait Part: AsRef<[u8]> {
+    /// The bytes as an owned vector.
+    fn into_vec(self) -> Vec<u8>;
+}
+
+impl Part for Vec<u8> {
+    fn into_vec(self) -> Vec<u8> {
+        self
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1244,16 +1257,16 @@ pub fn encode_reply(seq: Option<u64>, kind: Option<Kind>, reply: Reply) -> Vec<V
 }
 
 /// Decodes a reply from its message parts.
-pub fn decode_reply(parts: Vec<Vec<u8>>, limits: &Limits) -> Result<ReplyEnvelope, ReplyError> {
+pub fn decode_reply<P: Part>(parts: Vec<P>, limits: &Limits) -> Result<ReplyEnvelope, ReplyError> {
     let mut parts = parts.into_iter();
     let Some(header) = parts.next() else {
         return Err(WireError::new(ErrorCode::Malformed, "empty reply").into());
     };
-    let h: ReplyHeaderIn = match serde_json::from_slice(&header) {
+    let h: ReplyHeaderIn = match serde_json::from_slice(header.as_ref()) {
         Ok(h) => h,
         Err(e) => {
             // Tell a version mismatch apart from a malformed reply.
-            let protocol = serde_json::from_slice::<Value>(&header)
+            let protocol = serde_json::from_slice::<Value>(header.as_ref())
                 .ok()
                 .and_then(|v| v.get("protocol").cloned());
             return Err(match protocol {
@@ -1284,7 +1297,7 @@ pub fn decode_reply(parts: Vec<Vec<u8>>, limits: &Limits) -> Result<ReplyEnvelop
             )
         })?),
     };
-    let rest: Vec<Vec<u8>> = parts.collect();
+    let rest: Vec<P> = parts.collect();
     let reply = if !h.ok {
         if !rest.is_empty() || !h.frames.is_empty() {
             return Err(WireError::field(
@@ -1485,10 +1498,7 @@ mod tests {
                 None,
                 Reply::Error(WireError::field(ErrorCode::UnknownKind, "kind", "nope")),
             ),
-            (
-                Some(Kind::Reset),
-                Reply::Event(Box::new(SimEvent::default())),
-            ),
+            (Some(Kind::Reset), Reply::Event(Box::default())),
         ] {
             let parts = encode_reply(Some(3), kind, reply.clone());
             let back = decode_reply(parts, &limits()).unwrap();

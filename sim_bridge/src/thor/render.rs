@@ -145,13 +145,17 @@ impl Raster {
         }
     }
 
-    /// Clears only a scissor rectangle of the depth and id buffers (buffers already sized).
-    pub fn clear_scissor(&mut self, s: Scissor) {
+    /// Clears the strided lattice of a scissor rectangle in the depth and id buffers (buffers
+    /// already sized): exactly the pixels `draw_strided` with the same arguments writes.
+    pub fn clear_scissor(&mut self, s: Scissor, stride: u32) {
         let w = self.width as usize;
-        for y in s.y0..s.y1 {
-            let row = y as usize * w;
-            self.inv_z[row + s.x0 as usize..row + s.x1 as usize].fill(0.0);
-            self.ids[row + s.x0 as usize..row + s.x1 as usize].fill(0);
+        let st = stride.max(1) as usize;
+        for y in (s.y0 as usize..s.y1.min(self.height) as usize).step_by(st) {
+            let row = y * w;
+            for x in (s.x0 as usize..s.x1.min(self.width) as usize).step_by(st) {
+                self.inv_z[row + x] = 0.0;
+                self.ids[row + x] = 0;
+            }
         }
     }
 
@@ -235,6 +239,30 @@ impl Raster {
             {
                 continue;
             }
+            // Entirely in front: reject polygons whose screen box misses the scissor.
+            if poly.iter().all(|p| p.z >= NEAR) {
+                let (mut x0, mut x1, mut y0, mut y1) = (
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                );
+                for p in &poly {
+                    let sx = cx + focal * p.x / p.z;
+                    let sy = cy - focal * p.y / p.z;
+                    x0 = x0.min(sx);
+                    x1 = x1.max(sx);
+                    y0 = y0.min(sy);
+                    y1 = y1.max(sy);
+                }
+                if x1 < s.x0 as f64 - 1.0
+                    || x0 > s.x1 as f64 + 1.0
+                    || y1 < s.y0 as f64 - 1.0
+                    || y0 > s.y1 as f64 + 1.0
+                {
+                    continue;
+                }
+            }
             // Clip: near, left, right, bottom, top (each keeps dist >= 0).
             let planes: [(f64, f64, f64, f64); 5] = [
                 (0.0, 0.0, 1.0, -NEAR),
@@ -295,6 +323,7 @@ impl Raster {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn fill_polygon(
         &mut self,
         pts: &[(f64, f64)],

@@ -185,6 +185,21 @@ impl ThorLite {
             .map(|w| (w.scene.alfworld_grid, w.scene.alfworld_reachable.clone()))
     }
 
+    /// ALFWorld's hand-made poses from which openable receptacles can be opened, for the
+    /// loaded scene (objectId -> pose). About 57% of the ids match today's ids exactly.
+    pub fn reference_openable_poses(&self) -> Vec<(String, super::scene::OpenablePose)> {
+        self.world
+            .as_ref()
+            .map(|w| {
+                w.scene
+                    .openable_poses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The loaded scene's room type (`kitchens`...).
     pub fn room_type(&self) -> Option<&str> {
         self.world.as_ref().map(|w| w.scene.room_type.as_str())
@@ -240,7 +255,7 @@ impl World {
             horizon: s.horizon,
             standing: s.standing,
         };
-        World {
+        let mut w = World {
             objects: scene.objects.clone(),
             agent,
             held: None,
@@ -248,7 +263,31 @@ impl World {
             obstacles: Vec::new(),
             obstacles_dirty: true,
             scene,
+        };
+        w.rebuild_obstacles();
+        // A few reference start poses fall off today's floor or into furniture (the dumps
+        // and the poses come from different AI2-THOR versions): move to the nearest free
+        // point on a 5 cm grid.
+        if w.blocked(w.agent.x, w.agent.z).is_some() {
+            let (x0, z0) = (w.agent.x, w.agent.z);
+            let mut best: Option<(f64, f64, f64)> = None;
+            for i in -100i32..=100 {
+                for j in -100i32..=100 {
+                    let (x, z) = (x0 + i as f64 * 0.05, z0 + j as f64 * 0.05);
+                    let d = (i * i + j * j) as f64;
+                    if best.is_none_or(|b| d < b.0) && w.blocked(x, z).is_none() {
+                        best = Some((d, x, z));
+                    }
+                }
+            }
+            if let Some((_, x, z)) = best {
+                w.agent.x = x;
+                w.agent.z = z;
+                w.scene.start.source =
+                    format!("{} (moved to the nearest free point)", w.scene.start.source);
+            }
         }
+        w
     }
 
     fn camera_height(standing: bool) -> f64 {
@@ -440,7 +479,7 @@ impl World {
                 || self.objects[k]
                     .parent_receptacles
                     .as_ref()
-                    .is_some_and(|p| p.iter().any(|x| *x == id));
+                    .is_some_and(|p| p.contains(&id));
             if on {
                 translate_object(&mut self.objects[k], d);
             }
@@ -460,7 +499,7 @@ impl World {
             if self.objects[k]
                 .parent_receptacles
                 .as_ref()
-                .is_some_and(|p| p.iter().any(|x| *x == id))
+                .is_some_and(|p| p.contains(&id))
             {
                 moving.push(k);
             }
@@ -497,7 +536,7 @@ impl World {
                 && self.objects[k]
                     .parent_receptacles
                     .as_ref()
-                    .is_some_and(|p| p.iter().any(|x| *x == id))
+                    .is_some_and(|p| p.contains(&id))
             {
                 moving.push(k);
             }
@@ -1100,14 +1139,51 @@ impl ThorLite {
         let tid = i as u32 + 1;
         let aabb = w.objects[i].axis_aligned_bounding_box.clone();
         let vis = settings.visibility_distance.min(REACH);
+        let (t_centre, t_radius) = sphere_of(target.iter().flat_map(|q| q.v.iter().copied()));
+        let spheres: Vec<(V3, f64)> = quads
+            .iter()
+            .map(|q| sphere_of(q.v.iter().copied()))
+            .collect();
         let mut out = Vec::new();
         let probe = &mut self.probe;
         probe.clear(settings.width, settings.height, false);
+        let mut subset: Vec<Quad> = Vec::new();
         for &(x, z) in &positions {
             for &standing in &standings {
                 let cam_pos = V3::new(x, w.agent.y + World::camera_height(standing), z);
                 if distance_to_aabb(cam_pos, &aabb) > vis {
                     continue;
+                }
+                // From a fixed camera position, only polygons that overlap the target's cone
+                // of directions and can be nearer than its far side can hide it; the others
+                // cannot change any of its pixels, whatever the rotation.
+                let dt = t_centre.sub(cam_pos);
+                let dist_t = dt.norm();
+                let ang_t = if dist_t <= t_radius {
+                    std::f64::consts::PI
+                } else {
+                    (t_radius / dist_t).asin()
+                };
+                subset.clear();
+                for (q, &(c, r)) in quads.iter().zip(&spheres) {
+                    if q.id == tid {
+                        subset.push(*q);
+                        continue;
+                    }
+                    let d = c.sub(cam_pos);
+                    let dist = d.norm();
+                    if dist <= r + 1e-9 {
+                        subset.push(*q);
+                        continue;
+                    }
+                    if dist - r > dist_t + t_radius {
+                        continue;
+                    }
+                    let ang = (r / dist).asin();
+                    let cosang = (d.dot(dt) / (dist * dist_t.max(1e-12))).clamp(-1.0, 1.0);
+                    if cosang.acos() <= ang + ang_t + 1e-6 {
+                        subset.push(*q);
+                    }
                 }
                 for &rot in &rotations {
                     for &hor in &horizons {
@@ -1122,8 +1198,8 @@ impl ThorLite {
                         let Some((sc, stride)) = target_scissor(&cam, &target) else {
                             continue;
                         };
-                        probe.clear_scissor(sc);
-                        probe.draw_strided(&cam, &quads, sc, stride);
+                        probe.clear_scissor(sc, stride);
+                        probe.draw_strided(&cam, &subset, sc, stride);
                         if probe.any_in(sc, stride, tid) {
                             out.push(json!({
                                 "x": round6(x), "y": w.agent.y, "z": round6(z),
@@ -1177,6 +1253,19 @@ impl ThorLite {
         };
         Ok(SimEvent { metadata, frames })
     }
+}
+
+/// A bounding sphere (centre of the bounding box, farthest point) of some points.
+fn sphere_of(points: impl Iterator<Item = V3> + Clone) -> (V3, f64) {
+    let mut min = V3::new(f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let mut max = V3::new(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for p in points.clone() {
+        min = V3::new(min.x.min(p.x), min.y.min(p.y), min.z.min(p.z));
+        max = V3::new(max.x.max(p.x), max.y.max(p.y), max.z.max(p.z));
+    }
+    let c = min.add(max).scale(0.5);
+    let r = points.map(|p| p.sub(c).norm()).fold(0.0, f64::max);
+    (c, r)
 }
 
 fn round6(v: f64) -> f64 {

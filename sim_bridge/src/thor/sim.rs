@@ -200,6 +200,21 @@ impl ThorLite {
             .unwrap_or_default()
     }
 
+    /// Renders the current view (colour, depth and ids) without stepping, and returns the
+    /// colour image. For benchmarks and tools; `step` renders by itself.
+    pub fn render(&mut self) -> Result<RgbImage, SimError> {
+        let settings = self.settings.clone();
+        let world = self.world.as_mut().ok_or(SimError::NoScene)?;
+        world.place_held(&settings);
+        let cam = world.camera_at(&world.agent, &settings);
+        let quads = world.quads(true);
+        self.raster.clear(settings.width, settings.height, true);
+        self.raster.draw(&cam, &quads, true, None);
+        self.raster.resolve(true);
+        RgbImage::new(settings.width, settings.height, self.raster.rgb.clone())
+            .ok_or_else(|| SimError::Failure("frame size mismatch".into()))
+    }
+
     /// The loaded scene's room type (`kitchens`...).
     pub fn room_type(&self) -> Option<&str> {
         self.world.as_ref().map(|w| w.scene.room_type.as_str())
@@ -354,7 +369,7 @@ impl World {
     /// All polygons of the current state: room, then objects in metadata order. The held
     /// object is left out when `with_held` is false.
     fn quads(&self, with_held: bool) -> Vec<Quad> {
-        let mut q = self.scene.room_quads.clone();
+        let mut q = Vec::with_capacity(self.objects.len() * 8 + self.scene.room_quads.len());
         for i in 0..self.objects.len() {
             if self.objects[i].is_picked_up && !with_held {
                 continue;
@@ -364,6 +379,9 @@ impl World {
             }
             object_quads(&self.look(i), &mut q);
         }
+        // The room last: it lies behind everything, so most of its pixels fail the depth
+        // test instead of being written and overwritten.
+        q.extend_from_slice(&self.scene.room_quads);
         q
     }
 
@@ -1225,13 +1243,13 @@ impl ThorLite {
         let quads = world.quads(true);
         self.raster.clear(settings.width, settings.height, true);
         self.raster.draw(&cam, &quads, true, None);
+        self.raster.resolve(true);
         world.counts.iter_mut().for_each(|c| *c = 0);
         for &id in &self.raster.ids {
             if let Some(c) = world.counts.get_mut(id as usize) {
                 *c += 1;
             }
         }
-        self.raster.outline();
         let metadata = build_metadata(world, &settings, &cam, action, &out);
         let frames = Frames {
             rgb: RgbImage::new(settings.width, settings.height, self.raster.rgb.clone()),
@@ -1401,5 +1419,53 @@ fn build_metadata(
         collided_objects: out.collided_with.clone().unwrap_or_default(),
         is_scene_at_rest: true,
         depth_format: "Meters".into(),
+    }
+}
+
+#[cfg(test)]
+mod perf {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn zz_render_breakdown() {
+        use crate::thor::render::{Camera, Raster};
+        let mut t = ThorLite::new();
+        let s = InitSettings {
+            width: 800,
+            height: 450,
+            ..InitSettings::default()
+        };
+        t.reset("FloorPlan5", &s).unwrap();
+        let w = t.world.as_ref().unwrap();
+        let cam: Camera = w.camera_at(&w.agent, &s);
+        let mut r = Raster::default();
+        let n = 50;
+        let t0 = std::time::Instant::now();
+        let mut q = Vec::new();
+        for _ in 0..n {
+            q = w.quads(true);
+        }
+        let tq = t0.elapsed() / n;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            r.clear(800, 450, true);
+        }
+        let tc = t0.elapsed() / n;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            r.clear(800, 450, true);
+            r.draw(&cam, &q, true, None);
+        }
+        let td = t0.elapsed() / n - tc;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            r.resolve(true);
+        }
+        let tr = t0.elapsed() / n;
+        println!(
+            "quads {} : build {tq:?} clear {tc:?} draw {td:?} resolve {tr:?}",
+            q.len()
+        );
     }
 }

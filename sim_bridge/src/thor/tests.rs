@@ -848,3 +848,52 @@ fn reachable_agreement_report() {
         assert!(b as f64 / r as f64 > 0.85, "{room}: recall below 0.85");
     }
 }
+
+/// Receptacles whose boxes contain their contents (a sink basin, a shelving unit's shelves)
+/// are drawn as open shells: what they hold can be seen and reached.
+#[test]
+fn contents_of_enclosing_boxes_can_be_seen() {
+    let (mut t, ev) = sim("FloorPlan5", &bench_settings());
+    let basin = first_of_type(&ev, "SinkBasin");
+    let in_basin: Vec<String> = ev
+        .metadata
+        .objects
+        .iter()
+        .filter(|o| {
+            o.parent_receptacles
+                .as_ref()
+                .is_some_and(|p| p.contains(&basin))
+        })
+        .map(|o| o.object_id.clone())
+        .collect();
+    assert!(in_basin.len() >= 2, "{in_basin:?}");
+    let unit = first_of_type(&ev, "ShelvingUnit");
+    let ub = obj(&ev, &unit).axis_aligned_bounding_box.clone();
+    let on_shelves: Vec<String> = ev
+        .metadata
+        .objects
+        .iter()
+        .filter(|o| {
+            let c = o.axis_aligned_bounding_box.center;
+            let (mn, mx) = (ub.min(), ub.max());
+            o.pickupable
+                && c.x > mn.x
+                && c.x < mx.x
+                && c.y > mn.y
+                && c.y < mx.y
+                && c.z > mn.z
+                && c.z < mx.z
+        })
+        .map(|o| o.object_id.clone())
+        .collect();
+    assert!(!on_shelves.is_empty());
+    for id in in_basin.iter().chain(&on_shelves) {
+        let ps = poses(&mut t, id);
+        assert!(
+            !ps.is_empty(),
+            "{id} cannot be seen inside its enclosing box"
+        );
+        let e = teleport_to(&mut t, &ps[ps.len() / 2]);
+        assert!(obj(&e, id).visible, "{id}");
+    }
+}

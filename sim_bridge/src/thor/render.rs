@@ -125,7 +125,9 @@ fn shade(color: [f32; 3], n: V3, inside: bool) -> [u8; 3] {
     let d = n.dot(l).max(0.0) as f32;
     // Faces pointing sideways differ by azimuth too, so neighbouring walls and box sides read.
     let side = (0.06 * n.x - 0.03 * n.z) as f32;
-    let mut k = 0.58 + 0.42 * d + side;
+    // Downward faces (ceilings, undersides) get some light bounced from the floor.
+    let bounce = (0.18 * (-n.y).max(0.0)) as f32;
+    let mut k = 0.58 + 0.42 * d + side + bounce;
     if inside {
         k *= 0.72;
     }

@@ -897,3 +897,59 @@ fn contents_of_enclosing_boxes_can_be_seen() {
         assert!(obj(&e, id).visible, "{id}");
     }
 }
+
+/// Things inside closed cabinets and drawers cannot be seen; once the container is open they
+/// can be seen and taken (a lower cabinet, a drawer that slides out, a wall cabinet).
+#[test]
+fn opened_cabinets_and_drawers_show_their_contents() {
+    for (scene, item, container) in [
+        (
+            "FloorPlan6",
+            "Pot|-02.31|+00.11|+00.90",
+            "Cabinet|-02.15|+00.40|+00.70",
+        ),
+        (
+            "FloorPlan8",
+            "SprayBottle|-00.01|+00.10|-01.55",
+            "Cabinet|-00.20|+00.40|-01.39",
+        ),
+        (
+            "FloorPlan10",
+            "Knife|+00.87|+00.70|-00.60",
+            "Drawer|+00.64|+00.76|-00.65",
+        ),
+        (
+            "FloorPlan11",
+            "Cup|-00.50|+01.32|-01.79",
+            "Cabinet|-00.19|+01.69|-01.65",
+        ),
+    ] {
+        let (mut t, _) = sim(scene, &bench_settings());
+        assert!(
+            poses(&mut t, item).is_empty(),
+            "{scene}: {item} seen through its closed {container}"
+        );
+        let e = step(
+            &mut t,
+            json!({"action": "OpenObject", "objectId": container, "forceAction": true}),
+        );
+        assert!(
+            e.metadata.last_action_success,
+            "{scene}: {}",
+            e.metadata.error_message
+        );
+        let ps = poses(&mut t, item);
+        assert!(
+            !ps.is_empty(),
+            "{scene}: {item} not visible in its open {container}"
+        );
+        let e = teleport_to(&mut t, &ps[0]);
+        assert!(obj(&e, item).visible);
+        let e = step(&mut t, json!({"action": "PickupObject", "objectId": item}));
+        assert!(
+            e.metadata.last_action_success,
+            "{scene}: {}",
+            e.metadata.error_message
+        );
+    }
+}

@@ -221,9 +221,9 @@ impl ThorLite {
     }
 
     fn check_settings(s: &InitSettings) -> Result<(), SimError> {
-        if s.width == 0 || s.height == 0 || s.width > 8192 || s.height > 8192 {
+        if s.width == 0 || s.height == 0 || s.width > 4096 || s.height > 4096 {
             return Err(SimError::BadSetting(format!(
-                "width x height {}x{} must be within 1..=8192",
+                "width x height {}x{} must be within 1..=4096",
                 s.width, s.height
             )));
         }
@@ -245,9 +245,9 @@ impl ThorLite {
                 s.visibility_distance
             )));
         }
-        if !(s.rotate_step_degrees > 0.0 && s.rotate_step_degrees.is_finite()) {
+        if !(s.rotate_step_degrees >= 0.1 && s.rotate_step_degrees <= 360.0) {
             return Err(SimError::BadSetting(format!(
-                "rotateStepDegrees {} must be > 0",
+                "rotateStepDegrees {} must be in [0.1, 360]",
                 s.rotate_step_degrees
             )));
         }

@@ -5,6 +5,7 @@
 //!   segmentation).
 //! - `ember sim serve`: serve thor-lite over the bridge protocol (ZeroMQ) until Ctrl-C.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -67,6 +68,10 @@ pub struct ShotArgs {
     /// Print the objects visible in the view.
     #[arg(long)]
     pub list_visible: bool,
+    /// An AI2-THOR action (JSON) to run before the shot, after placing the camera; repeat
+    /// for several, e.g. `--act '{"action":"OpenObject","objectId":"Fridge|+01.98|+00.00|-00.54","forceAction":true}'`.
+    #[arg(long = "act", value_name = "JSON")]
+    pub actions: Vec<String>,
     /// The RGB output file.
     #[arg(long)]
     pub out: PathBuf,
@@ -81,11 +86,28 @@ pub fn run(cmd: SimCommand) -> Result<()> {
     }
 }
 
+/// Writes a line to stdout; a closed pipe (`| head`) ends the listing quietly.
+macro_rules! out {
+    ($($t:tt)*) => {
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+    };
+}
+
 fn scenes(a: ScenesArgs) -> Result<()> {
     if !a.json {
-        println!(
+        out!(
             "{:<14} {:<13} {:>7} {:>10} {:>11} {:>8}  start (x, z, yaw)",
-            "scene", "room", "objects", "pickupable", "receptacles", "openable"
+            "scene",
+            "room",
+            "objects",
+            "pickupable",
+            "receptacles",
+            "openable"
         );
     }
     for name in ThorLite::scene_names() {
@@ -94,9 +116,9 @@ fn scenes(a: ScenesArgs) -> Result<()> {
             continue;
         }
         if a.json {
-            println!("{}", serde_json::to_string(&s)?);
+            out!("{}", serde_json::to_string(&s)?);
         } else {
-            println!(
+            out!(
                 "{:<14} {:<13} {:>7} {:>10} {:>11} {:>8}  ({:.2}, {:.2}, {:.0})",
                 s.name,
                 s.room_type,
@@ -175,6 +197,27 @@ fn shot(a: ShotArgs) -> Result<()> {
             bail!("could not place the camera: {}", ev.metadata.error_message);
         }
     }
+    for (k, text) in a.actions.iter().enumerate() {
+        let v: Value = serde_json::from_str(text)
+            .with_context(|| format!("--act #{}: not JSON: {text}", k + 1))?;
+        let Value::Object(map) = v else {
+            bail!(
+                "--act #{}: expected a JSON object like {{\"action\": \"OpenObject\", ...}}",
+                k + 1
+            );
+        };
+        ev = sim
+            .step(&map)
+            .with_context(|| format!("--act #{}", k + 1))?;
+        if !ev.metadata.last_action_success {
+            eprintln!(
+                "--act #{} ({}) failed: {}",
+                k + 1,
+                ev.metadata.last_action,
+                ev.metadata.error_message
+            );
+        }
+    }
     let rgb = ev
         .frames
         .rgb
@@ -200,7 +243,7 @@ fn shot(a: ShotArgs) -> Result<()> {
         write_rgb(path, s.width, s.height, data)?;
     }
     let m = &ev.metadata;
-    println!(
+    out!(
         "{}: agent ({:.2}, {:.2}, {:.2}) yaw {:.0} horizon {:.0}, {} of {} objects visible -> {}",
         m.scene_name,
         m.agent.position.x,
@@ -214,7 +257,7 @@ fn shot(a: ShotArgs) -> Result<()> {
     );
     if a.list_visible {
         for o in m.objects.iter().filter(|o| o.visible) {
-            println!(
+            out!(
                 "  {:<50} {:>5.2} m{}",
                 o.object_id,
                 o.distance,

@@ -200,15 +200,30 @@ impl ThorLite {
             .unwrap_or_default()
     }
 
+    /// Renders the current view (colour, depth and ids) without stepping, and returns the
+    /// colour image. For benchmarks and tools; `step` renders by itself.
+    pub fn render(&mut self) -> Result<RgbImage, SimError> {
+        let settings = self.settings.clone();
+        let world = self.world.as_mut().ok_or(SimError::NoScene)?;
+        world.place_held(&settings);
+        let cam = world.camera_at(&world.agent, &settings);
+        let quads = world.quads(true);
+        self.raster.clear(settings.width, settings.height, true);
+        self.raster.draw(&cam, &quads, true, None);
+        self.raster.resolve(true);
+        RgbImage::new(settings.width, settings.height, self.raster.rgb.clone())
+            .ok_or_else(|| SimError::Failure("frame size mismatch".into()))
+    }
+
     /// The loaded scene's room type (`kitchens`...).
     pub fn room_type(&self) -> Option<&str> {
         self.world.as_ref().map(|w| w.scene.room_type.as_str())
     }
 
     fn check_settings(s: &InitSettings) -> Result<(), SimError> {
-        if s.width == 0 || s.height == 0 || s.width > 8192 || s.height > 8192 {
+        if s.width == 0 || s.height == 0 || s.width > 4096 || s.height > 4096 {
             return Err(SimError::BadSetting(format!(
-                "width x height {}x{} must be within 1..=8192",
+                "width x height {}x{} must be within 1..=4096",
                 s.width, s.height
             )));
         }
@@ -230,9 +245,9 @@ impl ThorLite {
                 s.visibility_distance
             )));
         }
-        if !(s.rotate_step_degrees > 0.0 && s.rotate_step_degrees.is_finite()) {
+        if !(s.rotate_step_degrees >= 0.1 && s.rotate_step_degrees <= 360.0) {
             return Err(SimError::BadSetting(format!(
-                "rotateStepDegrees {} must be > 0",
+                "rotateStepDegrees {} must be in [0.1, 360]",
                 s.rotate_step_degrees
             )));
         }
@@ -354,7 +369,7 @@ impl World {
     /// All polygons of the current state: room, then objects in metadata order. The held
     /// object is left out when `with_held` is false.
     fn quads(&self, with_held: bool) -> Vec<Quad> {
-        let mut q = self.scene.room_quads.clone();
+        let mut q = Vec::with_capacity(self.objects.len() * 8 + self.scene.room_quads.len());
         for i in 0..self.objects.len() {
             if self.objects[i].is_picked_up && !with_held {
                 continue;
@@ -364,6 +379,9 @@ impl World {
             }
             object_quads(&self.look(i), &mut q);
         }
+        // The room last: it lies behind everything, so most of its pixels fail the depth
+        // test instead of being written and overwritten.
+        q.extend_from_slice(&self.scene.room_quads);
         q
     }
 
@@ -1225,13 +1243,13 @@ impl ThorLite {
         let quads = world.quads(true);
         self.raster.clear(settings.width, settings.height, true);
         self.raster.draw(&cam, &quads, true, None);
+        self.raster.resolve(true);
         world.counts.iter_mut().for_each(|c| *c = 0);
         for &id in &self.raster.ids {
             if let Some(c) = world.counts.get_mut(id as usize) {
                 *c += 1;
             }
         }
-        self.raster.outline();
         let metadata = build_metadata(world, &settings, &cam, action, &out);
         let frames = Frames {
             rgb: RgbImage::new(settings.width, settings.height, self.raster.rgb.clone()),

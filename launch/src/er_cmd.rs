@@ -1,12 +1,11 @@
-//! `ember er ...`: Embodied-Reasoner benchmark files: check a case file, summarise results.
+//! `ember er ...`: Embodied-Reasoner benchmark files (check and list a case file).
+//! Results are merged and summarised by `ember eval merge`.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Subcommand;
+use ember_agent::er::Category;
 use ember_agent::er::cases::load_cases;
-use ember_agent::er::metrics::{merge_shards, read_results};
-use ember_agent::er::{Category, Summary};
 
 /// Embodied-Reasoner benchmark files.
 #[derive(Debug, Subcommand)]
@@ -19,20 +18,6 @@ pub enum ErCommand {
         /// Print only the per-category counts.
         #[arg(long)]
         counts: bool,
-    },
-    /// Summarise `cases.jsonl` result files (shards of one run are merged; a case identity in
-    /// two shards is an error) and print the table: success rate, search efficiency, task
-    /// completeness, order-aware completeness and repeat rate, overall and per category.
-    Summarize {
-        /// One or more `cases.jsonl` files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Also write the summary as JSON (fractions in [0, 1]) to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Also write the merged results as one `cases.jsonl` to this file.
-        #[arg(long)]
-        merged: Option<PathBuf>,
     },
 }
 
@@ -60,34 +45,6 @@ pub fn run(cmd: ErCommand) -> anyhow::Result<()> {
                 if n > 0 {
                     println!("  {:<10} {n}", cat.as_str());
                 }
-            }
-            Ok(())
-        }
-        ErCommand::Summarize {
-            files,
-            json,
-            merged,
-        } => {
-            let mut shards = Vec::with_capacity(files.len());
-            for f in &files {
-                shards.push((f.display().to_string(), read_results(f)?));
-            }
-            let results = merge_shards(&shards)?;
-            let summary = Summary::from_results(&results)?;
-            print!("{}", summary.table());
-            if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&summary)?;
-                std::fs::write(&path, text + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            if let Some(path) = merged {
-                let mut text = String::new();
-                for r in &results {
-                    text.push_str(&serde_json::to_string(r)?);
-                    text.push('\n');
-                }
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         }

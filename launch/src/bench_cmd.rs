@@ -2,6 +2,8 @@
 //!
 //! - `ember bench sim`: simulator steps per second over the bridge (tcp) and in process
 //!   (inproc), thor-lite's own time per frame, and the bridge's overhead.
+//! - `ember bench loop` (in `bench_loop.rs`): the event loop's own cost per step and
+//!   evaluation throughput in cases per minute.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +30,9 @@ pub enum Bench {
     /// the same mix on both transports. For the one-core figure, pin the process:
     /// `taskset -c 0 ember bench sim`.
     Sim(BenchSimArgs),
+    /// The event loop's own cost per step (outside policy and world) with the oracle on
+    /// in-process thor-lite, and a whole evaluation's throughput in cases per minute.
+    Loop(crate::bench_loop::BenchLoopArgs),
 }
 
 /// Options of `ember bench sim`.
@@ -66,6 +71,7 @@ pub struct BenchSimArgs {
 pub fn run(cmd: Bench) -> Result<()> {
     match cmd {
         Bench::Sim(a) => bench_sim(a),
+        Bench::Loop(a) => crate::bench_loop::run(a),
     }
 }
 

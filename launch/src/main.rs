@@ -6,7 +6,7 @@
 //! - `config`: the launch-file schema and its validation.
 //! - `check_cmd`: `ember check`.
 //! - `sim_cmd`: `ember sim ...`, the embedded simulator (scenes, shot, serve).
-//! - `bench_cmd`: `ember bench ...`, end-to-end benchmarks (sim).
+//! - `bench_cmd`, `bench_loop`: `ember bench ...`, end-to-end benchmarks (sim, loop).
 //! - `er_cmd`: `ember er cases`, checks and lists an Embodied-Reasoner case file.
 //! - `run_cmd`: `ember run`, episodes as a launch file says.
 //! - `eval_cmd`: `ember eval`, the Embodied-Reasoner evaluation (shards, resume, merge).
@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
 use ember_agent::event_loop::StopSignal;
 
 mod bench_cmd;
+mod bench_loop;
 mod check_cmd;
 mod config;
 mod er_cmd;

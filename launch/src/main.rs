@@ -2,6 +2,9 @@
 //!
 //! Module map (one module per command family):
 //! - `main.rs`: the command tree and logging setup.
+//! - `sim_cmd.rs`: `ember sim ...`, the embedded simulator (scenes, shot).
+
+mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -17,7 +20,11 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
+}
 
 fn init_logging(filter: &str) {
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,5 +39,7 @@ fn init_logging(filter: &str) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    match cli.command {}
+    match cli.command {
+        Command::Sim(c) => sim_cmd::run(c),
+    }
 }

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Convert the iTHOR scene dumps into thor-lite's compact embedded scene format.
+
+Usage:
+    python3 sim_bridge/scripts/convert_scenes.py [--src /work/shared/data/ithor] [--out sim_bridge/data/ithor]
+
+Input (see shared/data/README.md): `scenes/FloorPlanN.json.gz` (AI2-THOR's initial metadata, from the
+Embodied-Reasoner repository, Mulan PSL v2; the metadata itself is produced by AI2-THOR, Apache-2.0)
+and `reachable/FloorPlanN.json` (ALFWorld's reachable grids, MIT).
+
+Output: `scenes/FloorPlanN.json.gz`, one per scene, and `scenes/index.txt` (scene names). Each
+file holds:
+    scene, room_type, start_pose {x, y, z, rotation, horizon, standing, source},
+    scene_bounds (AI2-THOR's sceneBounds), fov, floor_y, ceiling_y,
+    objects: AI2-THOR object metadata (volatile per-view keys dropped, floats rounded to 1e-4),
+    derived: per object {front, back}: the side of its box (0:+x 1:-x 2:+z 3:-z) that faces the
+        free floor most (front) and least (back, usually the wall),
+    room: {cell, origin, nx, nz, rows}: the room outline as a boolean grid (run-length rows),
+    counter_bodies: [{object, rects, top}]: the solid body under each CounterTop slab,
+    reachable: ALFWorld's reachable floor points (0.25 m grid), openable_poses.
+
+Only the Python standard library is used. The derivations are approximations, documented in
+sim_bridge/src/thor/mod.rs: the dumps hold no wall geometry, and CounterTop boxes are thin slabs
+whose box also spans the floor inside L- and U-shaped counters.
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import sys
+
+CELL = 0.05  # room grid resolution, metres
+AGENT_RADIUS = 0.2
+REACH_HALF = 0.25  # half-size of the square of floor each reachable point proves free
+NOTCH_MIN = 0.75  # an empty corner rectangle at least this big on both sides is outside the room
+VOLATILE = {"visible", "isInteractable", "distance", "isMoving", "obstructed"}
+
+
+def rnd(v):
+    if isinstance(v, float):
+        r = round(v, 4)
+        return 0.0 if r == 0 else r
+    if isinstance(v, list):
+        return [rnd(x) for x in v]
+    if isinstance(v, dict):
+        return {k: rnd(x) for k, x in v.items()}
+    return v
+
+
+def aabb(o):
+    a = o["axisAlignedBoundingBox"]
+    c, s = a["center"], a["size"]
+    return (
+        c["x"] - s["x"] / 2,
+        c["y"] - s["y"] / 2,
+        c["z"] - s["z"] / 2,
+        c["x"] + s["x"] / 2,
+        c["y"] + s["y"] / 2,
+        c["z"] + s["z"] / 2,
+    )
+
+
+class Grid:
+    def __init__(self, x0, z0, x1, z1):
+        self.x0, self.z0 = x0, z0
+        self.nx = max(1, int(math.ceil((x1 - x0) / CELL)))
+        self.nz = max(1, int(math.ceil((z1 - z0) / CELL)))
+        self.v = [[0] * self.nx for _ in range(self.nz)]
+
+    def span(self, a0, a1, origin, n):
+        i0 = int(math.floor((a0 - origin) / CELL + 1e-6))
+        i1 = int(math.ceil((a1 - origin) / CELL - 1e-6))
+        return max(0, i0), min(n, i1)
+
+    def fill(self, x0, z0, x1, z1, val):
+        i0, i1 = self.span(x0, x1, self.x0, self.nx)
+        j0, j1 = self.span(z0, z1, self.z0, self.nz)
+        for j in range(j0, j1):
+            row = self.v[j]
+            for i in range(i0, i1):
+                row[i] = val
+
+    def centre(self, i, j):
+        return self.x0 + (i + 0.5) * CELL, self.z0 + (j + 0.5) * CELL
+
+
+def dist_to_reachable(x, z, pts):
+    return min((math.hypot(x - px, z - pz) for px, pz in pts), default=1e9)
+
+
+def sides(o, pts):
+    """Front (nearest the free floor) and back (farthest) side of an object's box."""
+    x0, _, z0, x1, _, z1 = aabb(o)
+    cx, cz = (x0 + x1) / 2, (z0 + z1) / 2
+    d = 0.35
+    probes = [(x1 + d, cz), (x0 - d, cz), (cx, z1 + d), (cx, z0 - d)]
+    dist = [dist_to_reachable(px, pz, pts) for px, pz in probes]
+    front = min(range(4), key=lambda k: (round(dist[k], 3), k))
+    back = max(range(4), key=lambda k: (round(dist[k], 3), -k))
+    return front, back
+
+
+def room_grid(objs, pts):
+    """The room's floor outline: evidence (reachable squares, object footprints) bounding box
+    minus large empty corner rectangles (L-shaped rooms)."""
+    ev = []
+    for px, pz in pts:
+        ev.append((px - REACH_HALF, pz - REACH_HALF, px + REACH_HALF, pz + REACH_HALF))
+    for o in objs:
+        if o["objectType"] == "Floor":
+            continue
+        x0, _, z0, x1, _, z1 = aabb(o)
+        ev.append((x0, z0, x1, z1))
+    bx0 = min(e[0] for e in ev)
+    bz0 = min(e[1] for e in ev)
+    bx1 = max(e[2] for e in ev)
+    bz1 = max(e[3] for e in ev)
+    # snap the outline to the cell grid
+    bx0 = math.floor(bx0 / CELL) * CELL
+    bz0 = math.floor(bz0 / CELL) * CELL
+    g = Grid(bx0, bz0, bx1, bz1)
+    for e in ev:
+        g.fill(*e, 1)
+    room = [[1] * g.nx for _ in range(g.nz)]
+    need = int(round(NOTCH_MIN / CELL))
+    for flip_x in (False, True):
+        for flip_z in (False, True):
+            # heights[w] = number of empty rows from the corner in column w (until first evidence)
+            best = None
+            col_h = []
+            for i in range(g.nx):
+                ii = g.nx - 1 - i if flip_x else i
+                h = 0
+                for j in range(g.nz):
+                    jj = g.nz - 1 - j if flip_z else j
+                    if g.v[jj][ii]:
+                        break
+                    h += 1
+                col_h.append(h)
+            hmin = 10**9
+            for w in range(g.nx):
+                hmin = min(hmin, col_h[w])
+                if hmin == 0:
+                    break
+                if w + 1 >= need and hmin >= need:
+                    area = (w + 1) * hmin
+                    if best is None or area > best[0]:
+                        best = (area, w + 1, hmin)
+            if best:
+                _, w, h = best
+                for j in range(h):
+                    jj = g.nz - 1 - j if flip_z else j
+                    for i in range(w):
+                        ii = g.nx - 1 - i if flip_x else i
+                        room[jj][ii] = 0
+    rows = []
+    for j in range(g.nz):
+        runs = []
+        i = 0
+        while i < g.nx:
+            if room[j][i]:
+                s = i
+                while i < g.nx and room[j][i]:
+                    i += 1
+                runs.append([s, i])
+            else:
+                i += 1
+        rows.append(runs)
+    return {"cell": CELL, "origin": [rnd(bx0), rnd(bz0)], "nx": g.nx, "nz": g.nz, "rows": rows}
+
+
+def rects_from_mask(mask, x0, z0):
+    """Greedy decomposition of a boolean grid into rectangles (world coordinates)."""
+    nz = len(mask)
+    nx = len(mask[0]) if nz else 0
+    used = [[False] * nx for _ in range(nz)]
+    out = []
+    for j in range(nz):
+        for i in range(nx):
+            if not mask[j][i] or used[j][i]:
+                continue
+            w = 0
+            while i + w < nx and mask[j][i + w] and not used[j][i + w]:
+                w += 1
+            h = 1
+            while j + h < nz and all(mask[j + h][i + k] and not used[j + h][i + k] for k in range(w)):
+                h += 1
+            for jj in range(j, j + h):
+                for ii in range(i, i + w):
+                    used[jj][ii] = True
+            out.append(rnd([x0 + i * CELL, z0 + j * CELL, x0 + (i + w) * CELL, z0 + (j + h) * CELL]))
+    return out
+
+
+def counter_bodies(objs, derived, pts):
+    """Solid bodies under the thin CounterTop slabs: the slab's footprint, minus the floor the
+    agent can stand on, minus the footprints of everything standing below the slab (cabinets and
+    drawers widened toward their front so their doors show)."""
+    out = []
+    for idx, o in enumerate(objs):
+        if o["objectType"] != "CounterTop":
+            continue
+        x0, y0, z0, x1, y1, z1 = aabb(o)
+        if y0 < 0.3:  # a full box already (rare)
+            continue
+        g = Grid(x0, z0, x1, z1)
+        # the slab box spans x0..x1 exactly; cells partially outside are trimmed below
+        g.fill(x0, z0, x1, z1, 1)
+        for px, pz in pts:
+            g.fill(px - AGENT_RADIUS, pz - AGENT_RADIUS, px + AGENT_RADIUS, pz + AGENT_RADIUS, 0)
+        surface = clip_rects(rects_from_mask(g.v, x0, z0), x0, z0, x1, z1)
+        for k, p in enumerate(objs):
+            if k == idx or p["objectType"] in ("Floor", "CounterTop"):
+                continue
+            a = aabb(p)
+            if a[1] > y0 - 0.05 or a[3] < x0 or a[0] > x1 or a[5] < z0 or a[2] > z1:
+                continue
+            ax0, az0, ax1, az1 = a[0], a[2], a[3], a[5]
+            if p["objectType"] in ("Cabinet", "Drawer"):
+                f = derived[k]["front"]
+                ext = 0.15
+                if f == 0:
+                    ax1 += ext
+                elif f == 1:
+                    ax0 -= ext
+                elif f == 2:
+                    az1 += ext
+                else:
+                    az0 -= ext
+            g.fill(ax0, az0, ax1, az1, 0)
+        rects = clip_rects(rects_from_mask(g.v, x0, z0), x0, z0, x1, z1)
+        out.append({"object": idx, "rects": rects, "surface": surface, "top": rnd(y0)})
+    return out
+
+
+def clip_rects(rects, x0, z0, x1, z1):
+    out = []
+    for r in rects:
+        r = [max(r[0], x0), max(r[1], z0), min(r[2], x1), min(r[3], z1)]
+        if r[2] - r[0] > 0.02 and r[3] - r[1] > 0.02:
+            out.append(rnd(r))
+    return out
+
+
+def start_pose(d, pts):
+    sp = d.get("start_pose")
+    if sp:
+        return {
+            "x": rnd(sp["position"]["x"]),
+            "y": rnd(sp["position"]["y"]),
+            "z": rnd(sp["position"]["z"]),
+            "rotation": rnd(sp["rotation"]["y"]),
+            "horizon": rnd(sp.get("cameraHorizon", 0.0)),
+            "standing": bool(sp.get("isStanding", True)),
+            "source": "embodied-reasoner",
+        }
+    # No reference start pose (FloorPlan21): AI2-THOR's own initial agent pose, moved to the
+    # nearest reachable grid point, facing the room's centre in 90 degree steps.
+    ag = d["metadata"]["agent"]
+    ax, az = ag["position"]["x"], ag["position"]["z"]
+    px, pz = min(pts, key=lambda p: (math.hypot(p[0] - ax, p[1] - az), p[0], p[1]))
+    cx = sum(p[0] for p in pts) / len(pts)
+    cz = sum(p[1] for p in pts) / len(pts)
+    yaw = (math.degrees(math.atan2(cx - px, cz - pz)) + 360.0) % 360.0
+    yaw = (round(yaw / 90.0) * 90) % 360
+    return {
+        "x": rnd(px),
+        "y": rnd(ag["position"]["y"]),
+        "z": rnd(pz),
+        "rotation": float(yaw),
+        "horizon": 0.0,
+        "standing": True,
+        "source": "derived: AI2-THOR initial pose snapped to the nearest ALFWorld reachable point, facing the reachable area's centre",
+    }
+
+
+def convert(src, name):
+    with gzip.open(os.path.join(src, "scenes", name + ".json.gz"), "rt") as f:
+        d = json.load(f)
+    with open(os.path.join(src, "reachable", name + ".json")) as f:
+        r = json.load(f)
+    m = d["metadata"]
+    pts = [tuple(p) for p in r["reachable_xz"]]
+    objs = m["objects"]
+    derived = []
+    for o in objs:
+        front, back = sides(o, pts)
+        derived.append({"front": front, "back": back})
+    floor = [o for o in objs if o["objectType"] == "Floor"]
+    floor_y = aabb(floor[0])[4] if floor else 0.0
+    b = m["sceneBounds"]
+    ceiling_y = b["center"]["y"] + b["size"]["y"] / 2
+    out = {
+        "scene": d["scene"],
+        "room_type": d["room_type"],
+        "start_pose": start_pose(d, pts),
+        "scene_bounds": rnd(b),
+        "floor_y": rnd(floor_y),
+        "ceiling_y": rnd(ceiling_y),
+        "agent_y": rnd(m["agent"]["position"]["y"]),
+        "objects": [rnd({k: v for k, v in o.items() if k not in VOLATILE}) for o in objs],
+        "derived": derived,
+        "room": room_grid(objs, pts),
+        "counter_bodies": counter_bodies(objs, derived, pts),
+        "reachable": rnd([list(p) for p in pts]),
+        "reachable_grid": r.get("grid_size", 0.25),
+        "openable_poses": rnd(r.get("openable_poses", {})),
+    }
+    return out
+
+
+def write_receptacles(src, constants_path, out):
+    """The receptacle compatibility table: ALFWorld's VAL_RECEPTACLE_OBJECTS (MIT; derived from
+    AI2-THOR's placement restrictions) united with every (object type, receptacle type) pair
+    that the 120 scene dumps show. Receptacle types absent from the table accept any object."""
+    ns = {"__file__": constants_path}
+    with open(constants_path) as f:
+        code = f.read()
+    exec(compile(code, constants_path, "exec"), ns)  # noqa: S102 - a trusted, pinned data file
+    table = {k: set(v) for k, v in ns["VAL_RECEPTACLE_OBJECTS"].items()}
+    observed = 0
+    for fn in sorted(os.listdir(os.path.join(src, "scenes"))):
+        with gzip.open(os.path.join(src, "scenes", fn), "rt") as f:
+            objs = json.load(f)["metadata"]["objects"]
+        types = {o["objectId"]: o["objectType"] for o in objs}
+        for o in objs:
+            for p in o.get("parentReceptacles") or []:
+                rt = types.get(p)
+                if rt in table and o["objectType"] not in table[rt]:
+                    table[rt].add(o["objectType"])
+                    observed += 1
+    data = {
+        "source": "ALFWorld 0.4.2 alfworld/gen/constants.py VAL_RECEPTACLE_OBJECTS (MIT) "
+        "plus the pairs observed in the iTHOR scene dumps; receptacle types not listed accept any object",
+        "receptacles": {k: sorted(v) for k, v in sorted(table.items())},
+    }
+    with open(os.path.join(out, "receptacles.json"), "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print(f"receptacles.json: {len(table)} restricted receptacle types, {observed} observed pairs added", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--src", default="/work/shared/data/ithor")
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--out", default=os.path.join(here, "..", "data", "ithor"))
+    ap.add_argument("--only", nargs="*", help="convert only these scenes")
+    ap.add_argument(
+        "--alfworld-constants",
+        help="path to alfworld/gen/constants.py (pip download alfworld==0.4.2); writes receptacles.json",
+    )
+    args = ap.parse_args()
+    if args.alfworld_constants:
+        write_receptacles(args.src, args.alfworld_constants, args.out)
+    names = sorted(
+        (f[: -len(".json.gz")] for f in os.listdir(os.path.join(args.src, "scenes")) if f.endswith(".json.gz")),
+        key=lambda s: int(s[len("FloorPlan"):]),
+    )
+    if args.only:
+        names = [n for n in names if n in args.only]
+    os.makedirs(os.path.join(args.out, "scenes"), exist_ok=True)
+    total = 0
+    for n in names:
+        data = json.dumps(convert(args.src, n), separators=(",", ":"), sort_keys=True).encode()
+        path = os.path.join(args.out, "scenes", n + ".json.gz")
+        with open(path, "wb") as f:
+            # mtime=0: the output is byte-identical from run to run
+            with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
+                gz.write(data)
+        total += os.path.getsize(path)
+        print(f"{n}: {os.path.getsize(path)} bytes", file=sys.stderr)
+    if not args.only:
+        with open(os.path.join(args.out, "scenes", "index.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+        # The Rust list of embedded files (include_bytes! needs literal paths).
+        rs = os.path.join(here, "..", "src", "thor", "embedded.rs")
+        with open(rs, "w") as f:
+            f.write("// @generated by sim_bridge/scripts/convert_scenes.py; do not edit.\n")
+            f.write("/// The embedded scene files: (name, gzip-compressed JSON).\n")
+            f.write("pub(crate) static SCENE_FILES: &[(&str, &[u8])] = &[\n")
+            for n in names:
+                f.write(f'    ("{n}", include_bytes!("../../data/ithor/scenes/{n}.json.gz")),\n')
+            f.write("];\n")
+    print(f"{len(names)} scenes, {total} bytes", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,17 +5,23 @@
 //! | camera: rgb +       | 3-D world: camera    | thought           |
 //! | candidates/keypoint | frustum, agent, path,|-------------------|
 //! |---------------------| object boxes         | log (action,      |
-//! | depth | segmentation|----------------------|  feedback, reply) |
-//! |  (tabs, per camera) | timings | metrics    |-------------------|
+//! | depth | segmentation| (tab: with the depth |  feedback, reply) |
+//! |  (tabs, per camera) |  images as points)   |-------------------|
+//! |                     |----------------------|                   |
+//! |                     | timings | metrics    |                   |
 //! |                     | (tabs)               | reply | prompt |  |
 //! |                     |                      | episode (tabs)    |
 //! +---------------------+----------------------+-------------------+
 //! ```
-//! With several cameras, each gets a tab in the camera and depth/segmentation panels.
+//! With several cameras, each gets a tab in the camera and depth/segmentation panels. The camera
+//! view also shows the 3-D object boxes projected through the camera by the viewer, which is
+//! the quickest visual check that the camera pose and the world line up. The side panels start
+//! collapsed and the time cursor follows the newest step.
 
+use rerun::blueprint::components::{PanelState, PlayState};
 use rerun::blueprint::{
-    Blueprint, ContainerLike, Horizontal, Spatial2DView, Spatial3DView, Tabs, TextDocumentView,
-    TextLogView, TimePanel, TimeSeriesView, Vertical,
+    Blueprint, BlueprintPanel, ContainerLike, Horizontal, SelectionPanel, Spatial2DView,
+    Spatial3DView, Tabs, TextDocumentView, TextLogView, TimePanel, TimeSeriesView, Vertical,
 };
 
 use super::paths;
@@ -34,6 +40,9 @@ pub fn blueprint(cameras: &[String]) -> Blueprint {
                     "$origin/rgb".to_string(),
                     "$origin/candidates".to_string(),
                     "$origin/keypoint".to_string(),
+                    // 3-D boxes, projected through the camera by the viewer.
+                    paths::OBJECTS_VISIBLE.to_string(),
+                    paths::OBJECTS_HELD.to_string(),
                 ])
                 .into(),
         );
@@ -64,9 +73,17 @@ pub fn blueprint(cameras: &[String]) -> Blueprint {
         .with_row_shares([0.55, 0.45]);
 
     let world_column = Vertical::new([
-        Spatial3DView::new("3-D world")
-            .with_origin(paths::WORLD)
-            .into(),
+        Tabs::new([
+            Spatial3DView::new("3-D world")
+                .with_origin(paths::WORLD)
+                .with_contents(world_contents(cameras, &["depth", "segmentation"], false))
+                .into(),
+            Spatial3DView::new("3-D with depth points")
+                .with_origin(paths::WORLD)
+                .with_contents(world_contents(cameras, &["rgb", "segmentation"], true))
+                .into(),
+        ])
+        .into(),
         Tabs::new([
             TimeSeriesView::new("timings (s)")
                 .with_origin(paths::TIMINGS)
@@ -131,5 +148,28 @@ pub fn blueprint(cameras: &[String]) -> Blueprint {
         ])
         .with_column_shares([0.36, 0.36, 0.28]),
     )
-    .with_time_panel(TimePanel::new().with_timeline(paths::TIMELINE_STEP))
+    .with_blueprint_panel(BlueprintPanel::new().with_state(PanelState::Collapsed))
+    .with_selection_panel(SelectionPanel::new().with_state(PanelState::Collapsed))
+    .with_time_panel(
+        TimePanel::new()
+            .with_timeline(paths::TIMELINE_STEP)
+            .with_play_state(PlayState::Following)
+            .with_state(PanelState::Collapsed),
+    )
+}
+
+/// The 3-D view's contents: the whole world minus the given image layers of every camera (the
+/// viewer draws depth images under a pinhole as point clouds, and colour images on the frustum),
+/// and minus the unlabelled "other" boxes when `hide_other`.
+fn world_contents(cameras: &[String], hidden_layers: &[&str], hide_other: bool) -> Vec<String> {
+    let mut v = vec!["+ $origin/**".to_string()];
+    for name in cameras {
+        for layer in hidden_layers {
+            v.push(format!("- /{}", paths::camera_layer(name, layer)));
+        }
+    }
+    if hide_other {
+        v.push(format!("- /{}", paths::OBJECTS_OTHER));
+    }
+    v
 }

@@ -696,7 +696,8 @@ impl EventLogger {
     ) -> RecordingStreamResult<()> {
         self.set_step(step);
         let (line, level) = match action {
-            Some(a) => (format!("{a}"), TextLogLevel::INFO),
+            Some(a) if text.is_empty() => (a.to_string(), TextLogLevel::INFO),
+            Some(_) => (text.to_string(), TextLogLevel::INFO),
             None => (format!("unparseable reply: {text}"), TextLogLevel::WARN),
         };
         self.rec.log(

@@ -13,8 +13,8 @@ pub mod thor_obs {
     use std::sync::Arc;
 
     use ember_agent::observation::{BaseState, CameraFrame, Observation, Proprioception};
-    use ember_calibration::thor::camera_pose;
     use ember_calibration::Pinhole;
+    use ember_calibration::thor::camera_pose;
     use ember_sim_bridge::SimEvent;
     use nalgebra::Point3;
 
@@ -27,7 +27,8 @@ pub mod thor_obs {
         let pitch = m.agent.camera_horizon.to_radians();
         let c = m.camera_position;
         let pose = camera_pose(Point3::new(c.x, c.y, c.z), yaw, pitch);
-        let intrinsics = Pinhole::from_vertical_fov(m.screen_width, m.screen_height, m.fov.to_radians()).ok();
+        let intrinsics =
+            Pinhole::from_vertical_fov(m.screen_width, m.screen_height, m.fov.to_radians()).ok();
         let rgb = ev
             .frames
             .rgb
@@ -75,7 +76,9 @@ pub mod tools {
 
     /// Whether we run under CI (`CI=true`).
     pub fn in_ci() -> bool {
-        std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+        std::env::var("CI")
+            .map(|v| v == "true" || v == "1")
+            .unwrap_or(false)
     }
 
     /// Reports a missing tool: panics under CI, prints and returns `None` otherwise.
@@ -131,7 +134,9 @@ pub mod tools {
                 return Some(c.clone());
             }
         }
-        missing(&format!("no Rerun viewer (tried {candidates:?}; set EMBER_RERUN)"))
+        missing(&format!(
+            "no Rerun viewer (tried {candidates:?}; set EMBER_RERUN)"
+        ))
     }
 
     /// Whether a program is on the PATH (Xvfb, import...).

@@ -3,8 +3,13 @@
 //! Module map (one module per command family):
 //! - `main.rs`: the command tree and logging setup.
 //! - `sim_cmd.rs`: `ember sim ...`, the embedded simulator (scenes, shot).
+//! - `view_cmd.rs`: `ember view RUN.rrd`, opening recordings in the Rerun viewer.
+//! - `bench_cmd.rs`: `ember bench ...`; `bench_recorder.rs`: `ember bench recorder`.
 
+mod bench_cmd;
+mod bench_recorder;
 mod sim_cmd;
+mod view_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +29,11 @@ enum Command {
     /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
+    /// Open recordings (.rrd) in the Rerun viewer.
+    View(view_cmd::ViewArgs),
+    /// Benchmarks that print figures (recorder...).
+    #[command(subcommand)]
+    Bench(bench_cmd::Bench),
 }
 
 fn init_logging(filter: &str) {
@@ -41,5 +51,7 @@ fn main() -> anyhow::Result<()> {
     init_logging(&cli.log);
     match cli.command {
         Command::Sim(c) => sim_cmd::run(c),
+        Command::View(a) => view_cmd::run(a),
+        Command::Bench(b) => bench_cmd::run(b),
     }
 }

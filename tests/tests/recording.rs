@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 use ember_agent::policy::{Decision, DecisionTimings, EpisodeInfo, Feedback, FeedbackKind};
 use ember_agent::recorder::{RecordEvent, Recorder, StepTimings};
-use ember_agent::recording::{paths, RecordingConfig, RerunRecorder};
+use ember_agent::recording::{RecordingConfig, RerunRecorder, paths};
 use ember_agent::world::WorldInfo;
 use ember_agent::{Action, DiscreteAction, Verb};
-use ember_sim_bridge::{InitSettings, Simulator};
 use ember_sim_bridge::thor::ThorLite;
+use ember_sim_bridge::{InitSettings, Simulator};
 use ember_tests::thor_obs::observation;
 use ember_tests::tools;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 450;
@@ -75,7 +75,9 @@ fn record_episode(path: &Path) -> Expected {
         },
     });
     let mut expected = Expected::default();
-    let ev = sim.reset("FloorPlan5", &settings).expect("FloorPlan5 loads");
+    let ev = sim
+        .reset("FloorPlan5", &settings)
+        .expect("FloorPlan5 loads");
     let first = Arc::new(observation(ev, 0));
     recorder.record(RecordEvent::Observation {
         step: 0,
@@ -86,8 +88,18 @@ fn record_episode(path: &Path) -> Expected {
 
     // Walk; pick up the nearest reachable object as soon as there is one; walk on holding it.
     let walk = [
-        "MoveAhead", "RotateRight", "MoveAhead", "LookDown", "MoveAhead", "RotateLeft",
-        "MoveAhead", "RotateLeft", "MoveAhead", "RotateRight", "MoveAhead", "LookUp",
+        "MoveAhead",
+        "RotateRight",
+        "MoveAhead",
+        "LookDown",
+        "MoveAhead",
+        "RotateLeft",
+        "MoveAhead",
+        "RotateLeft",
+        "MoveAhead",
+        "RotateRight",
+        "MoveAhead",
+        "LookUp",
     ];
     let mut held: Option<String> = None;
     let mut last_meta: ember_agent::thor::Metadata = (*observation_meta(&first)).clone();
@@ -146,7 +158,9 @@ fn record_episode(path: &Path) -> Expected {
             step,
             action: Some(Action::Discrete(match name {
                 "MoveAhead" => DiscreteAction::bare(Verb::MoveForward),
-                "PickupObject" => DiscreteAction::on(Verb::Pickup, text.trim_start_matches("pickup ")),
+                "PickupObject" => {
+                    DiscreteAction::on(Verb::Pickup, text.trim_start_matches("pickup "))
+                }
                 _ => DiscreteAction::bare(Verb::Observe),
             })),
             text: text.clone(),
@@ -172,7 +186,11 @@ fn record_episode(path: &Path) -> Expected {
             step,
             feedback: Feedback {
                 success: ok,
-                kind: if ok { FeedbackKind::Executed } else { FeedbackKind::Failed },
+                kind: if ok {
+                    FeedbackKind::Executed
+                } else {
+                    FeedbackKind::Failed
+                },
                 message,
             },
         });
@@ -213,7 +231,10 @@ fn record_episode(path: &Path) -> Expected {
     assert_eq!(stats.dropped, 0, "file recordings never drop");
     assert_eq!(stats.queued, 0, "flush waits for the queue");
     recorder.close().expect("close");
-    assert!(held.is_some(), "the script picks something up in FloorPlan5");
+    assert!(
+        held.is_some(),
+        "the script picks something up in FloorPlan5"
+    );
     expected
 }
 
@@ -292,12 +313,20 @@ fn thor_lite_episode_reads_back_and_opens_in_the_viewer() {
     if let Some(keep) = std::env::var_os("EMBER_TEST_RRD_OUT") {
         std::fs::copy(&rrd, &keep).expect("copy the recording to EMBER_TEST_RRD_OUT");
     }
-    assert!(size > 100_000, "an episode with 9 frames is more than {size} bytes");
+    assert!(
+        size > 100_000,
+        "an episode with 9 frames is more than {size} bytes"
+    );
 
-    let Some(python) = tools::python() else { return };
+    let Some(python) = tools::python() else {
+        return;
+    };
     let exp_path = dir.path().join("expected.json");
-    std::fs::write(&exp_path, serde_json::to_string_pretty(&expected_json(&expected)).unwrap())
-        .expect("write expected.json");
+    std::fs::write(
+        &exp_path,
+        serde_json::to_string_pretty(&expected_json(&expected)).unwrap(),
+    )
+    .expect("write expected.json");
     let root = tools::repo_root();
     let (ok, out) = run(Command::new(&python)
         .arg(root.join("tests/python/check_rrd.py"))
@@ -306,10 +335,19 @@ fn thor_lite_episode_reads_back_and_opens_in_the_viewer() {
     println!("{out}");
     assert!(ok, "read-back check failed:\n{out}");
 
-    let Some(viewer) = tools::rerun(Some(&python)) else { return };
-    for (tool, package) in [("Xvfb", "xvfb"), ("xdpyinfo", "x11-utils"), ("xdotool", "xdotool"), ("convert", "imagemagick")] {
+    let Some(viewer) = tools::rerun(Some(&python)) else {
+        return;
+    };
+    for (tool, package) in [
+        ("Xvfb", "xvfb"),
+        ("xdpyinfo", "x11-utils"),
+        ("xdotool", "xdotool"),
+        ("convert", "imagemagick"),
+    ] {
         if !tools::on_path(tool) {
-            tools::missing::<()>(&format!("`{tool}` is not installed (apt-get install {package})"));
+            tools::missing::<()>(&format!(
+                "`{tool}` is not installed (apt-get install {package})"
+            ));
             return;
         }
     }

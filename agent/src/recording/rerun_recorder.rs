@@ -153,6 +153,11 @@ impl RerunRecorder {
 
     /// Writes everything queued, stops the thread and closes the sink.
     pub fn close(&self) -> Result<()> {
+        // A live viewer that does not keep up gets `flush_timeout` to catch up; what is still
+        // queued then is dropped (and counted) rather than holding the loop's shutdown.
+        if self.mode.is_live() && !self.queue.wait_drained(self.flush_timeout) {
+            self.queue.abandon();
+        }
         self.queue.close();
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle
@@ -246,5 +251,69 @@ impl Drop for RerunRecorder {
         if let Err(e) = self.close() {
             tracing::warn!("recorder: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::{CameraFrame, Observation, RgbImage};
+    use crate::recorder::StepTimings;
+
+    fn frame(step: u64) -> RecordEvent {
+        RecordEvent::Observation {
+            step,
+            label: "test".into(),
+            observation: Arc::new(Observation {
+                step,
+                sim_time: Some(step as f64 * 0.1),
+                cameras: vec![CameraFrame {
+                    name: "front".into(),
+                    rgb: Arc::new(RgbImage::black(64, 48)),
+                    depth: None,
+                    instances: None,
+                    intrinsics: None,
+                    world_from_camera: None,
+                }],
+                proprio: Default::default(),
+                sim: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_live_viewer_that_is_not_there_never_stalls_the_loop() {
+        // Nothing listens on this port: the gRPC sink cannot deliver anything.
+        let config = RecordingConfig {
+            mode: RecordingMode::Connect,
+            url: Some("rerun+http://127.0.0.1:9/proxy".into()),
+            queue_capacity: 16,
+            max_queued_frames: 2,
+            flush_timeout: 0.5,
+            ..RecordingConfig::default()
+        };
+        let rec = RerunRecorder::open(&config, "unreachable").expect("connecting is lazy");
+        for step in 0..300 {
+            rec.record(frame(step));
+            rec.record(RecordEvent::Timings {
+                step,
+                timings: StepTimings::default(),
+            });
+        }
+        let stats = rec.stats();
+        assert!(stats.queued <= 16, "the queue is bounded: {stats:?}");
+        // Every event is written, waiting, or counted as dropped; the lagging sink made the
+        // queue drop old frames instead of blocking `record`.
+        assert_eq!(stats.recorded + stats.dropped, 600, "{stats:?}");
+        assert!(stats.dropped > 0, "{stats:?}");
+        // Flushing gives up after the timeout instead of hanging; closing returns too.
+        assert!(
+            rec.flush().is_err(),
+            "nothing can be flushed to a missing viewer"
+        );
+        let _ = rec.close();
+        let after = rec.stats();
+        assert_eq!(after.queued, 0);
+        assert_eq!(after.recorded + after.dropped, 600, "{after:?}");
     }
 }

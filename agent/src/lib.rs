@@ -29,9 +29,7 @@ pub mod world;
 pub use action::{Action, DiscreteAction, GripperIntent, KeypointAction, Verb};
 pub use error::{Error, Result};
 pub use harness::{Harness, HarnessStep};
-pub use observation::{
-    CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage,
-};
+pub use observation::{CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage};
 pub use policy::{Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Role};
 pub use recorder::{NullRecorder, RecordEvent, Recorder, StepTimings};
 pub use world::{Command, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo};

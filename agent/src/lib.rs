@@ -12,14 +12,23 @@
 //!     score) that the event loop drives;
 //!   - [`thor`]: AI2-THOR's metadata schema as Rust types;
 //!   - [`error`]: the crate's error type.
-//! - [`recording`]: the Rerun recorder behind the `Recorder` contract (its own thread, a bounded
-//!   queue, file / spawned viewer / running viewer sinks, the entity paths and the default
-//!   viewer layout) and the `[recording]` launch-file table.
+//! - The runtime:
+//!   - [`event_loop`]: runs an episode step by step (tokio; blocking work on blocking
+//!     threads; Ctrl-C via [`event_loop::StopSignal`]);
+//!   - [`memory`]: interaction history, the JSON-lines episode log, the budgeted context and
+//!     the semantic map;
+//!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies;
+//!   - [`recording`]: the Rerun recorder behind the `Recorder` contract (its own thread, a
+//!     bounded queue, file / spawned viewer / running viewer sinks, the entity paths and the
+//!     default viewer layout) and the `[recording]` launch-file table.
 
 pub mod action;
 pub mod error;
+pub mod event_loop;
 pub mod harness;
+pub mod memory;
 pub mod observation;
+pub mod policies;
 pub mod policy;
 pub mod recorder;
 pub mod recording;
@@ -29,7 +38,9 @@ pub mod world;
 pub use action::{Action, DiscreteAction, GripperIntent, KeypointAction, Verb};
 pub use error::{Error, Result};
 pub use harness::{Harness, HarnessStep};
-pub use observation::{CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage};
+pub use observation::{
+    CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage,
+};
 pub use policy::{Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Role};
 pub use recorder::{NullRecorder, RecordEvent, Recorder, StepTimings};
 pub use world::{Command, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo};

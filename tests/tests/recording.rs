@@ -1,11 +1,16 @@
-//! Recording a thor-lite episode to `.rrd`, reading it back with the Python `rerun-sdk`, and
-//! opening it in the real viewer under Xvfb.
+//! Recording a thor-lite episode through the real event loop to `.rrd`, reading it back with
+//! the Python `rerun-sdk`, and opening it in the real viewer under Xvfb.
 //!
-//! The episode is a scripted walk through the FloorPlan5 kitchen (a training scene) driven the
-//! way the event loop drives a world: an `init` observation, then per step the prompt, the
-//! policy's decision (a reply with a thought), the parsed action, the world step, the feedback,
-//! the timings, the memory size and the running metrics. The Python check compares what it
-//! reads against what was sent (`expected.json`, written here).
+//! The episode: `ember_agent::event_loop::run_episode` drives thor-lite (the FloorPlan5
+//! kitchen, a training scene, at 800x450 with depth and segmentation) with a small walking
+//! harness and a scripted policy that writes a thought and an action per step (streamed in
+//! pieces, as a language model does) and picks up the nearest reachable object as soon as
+//! there is one. Everything the loop sends goes to the Rerun recorder in file mode. The Python
+//! check compares what it reads against what the policy produced (`expected.json`, written
+//! here).
+//!
+//! When the Embodied-Reasoner harness and the bridge's `SimWorld` are on main, the same checks
+//! apply unchanged to an ER case run with them (swap `WalkHarness`/`ThorLiteWorld`).
 //!
 //! Tools: see `ember_tests::tools` (`EMBER_PYTHON`, `EMBER_RERUN`; under `CI=true` a missing
 //! tool fails the test, otherwise it is skipped).
@@ -13,13 +18,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use ember_agent::policy::{Decision, DecisionTimings, EpisodeInfo, Feedback, FeedbackKind};
-use ember_agent::recorder::{RecordEvent, Recorder, StepTimings};
+use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
+use ember_agent::memory::{Budget, EstimatedTokens, Memory};
+use ember_agent::policy::{
+    Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Privileged, Role,
+};
+use ember_agent::recorder::Recorder;
 use ember_agent::recording::{RecordingConfig, RerunRecorder, paths};
-use ember_agent::world::WorldInfo;
-use ember_agent::{Action, DiscreteAction, Verb};
+use ember_agent::world::{
+    Command as WorldCommand, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo,
+};
+use ember_agent::{Action, DiscreteAction, Harness, HarnessStep, Observation, Verb};
 use ember_sim_bridge::thor::ThorLite;
 use ember_sim_bridge::{InitSettings, Simulator};
 use ember_tests::thor_obs::observation;
@@ -28,11 +39,260 @@ use serde_json::{Map, Value, json};
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 450;
+const STEPS: u64 = 12;
 
-fn sim_action(name: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("action".into(), Value::String(name.into()));
-    m
+/// thor-lite as a `World` (in process).
+struct ThorLiteWorld {
+    sim: ThorLite,
+    settings: InitSettings,
+    step: u64,
+}
+
+impl World for ThorLiteWorld {
+    fn info(&self) -> WorldInfo {
+        WorldInfo {
+            kind: "thor-lite".into(),
+            endpoint: "inproc".into(),
+            cameras: vec!["front".into()],
+        }
+    }
+    fn reset(&mut self, r: &ResetRequest) -> ember_agent::Result<Observation> {
+        let scene = r.scene.clone().unwrap_or_else(|| "FloorPlan5".into());
+        let ev = self
+            .sim
+            .reset(&scene, &self.settings)
+            .map_err(|e| ember_agent::Error::World(e.to_string()))?;
+        self.step = 0;
+        Ok(observation(ev, 0))
+    }
+    fn step(&mut self, commands: &[WorldCommand]) -> ember_agent::Result<StepOutcome> {
+        let mut last = None;
+        for c in commands {
+            let WorldCommand::Sim(a) = c else {
+                return Err(ember_agent::Error::World(format!(
+                    "thor-lite takes simulator actions, not {c:?}"
+                )));
+            };
+            last = Some(
+                self.sim
+                    .step(&a.0)
+                    .map_err(|e| ember_agent::Error::World(e.to_string()))?,
+            );
+        }
+        let ev = last.ok_or_else(|| ember_agent::Error::World("no command".into()))?;
+        self.step += 1;
+        let feedback = WorldFeedback {
+            success: ev.metadata.last_action_success,
+            error: ev.metadata.error_message.clone(),
+        };
+        Ok(StepOutcome {
+            observation: observation(ev, self.step),
+            feedback,
+        })
+    }
+}
+
+/// Walks the kitchen: the reply's last line is an AI2-THOR action (`MoveAhead`,
+/// `PickupObject <objectId>`...). Ends after `STEPS` actions.
+struct WalkHarness {
+    failures: Arc<std::sync::atomic::AtomicUsize>,
+    executed: u64,
+    held: Option<String>,
+    last: Option<Arc<Observation>>,
+}
+
+impl Harness for WalkHarness {
+    fn episode(&self) -> EpisodeInfo {
+        EpisodeInfo {
+            index: 0,
+            id: "FloorPlan5-walk".into(),
+            scene: Some("FloorPlan5".into()),
+            instruction: "Walk around the kitchen and pick up something small.".into(),
+            task_type: Some("pickup".into()),
+            seed: 0,
+        }
+    }
+    fn start(&mut self, world: &mut dyn World) -> ember_agent::Result<HarnessStep> {
+        let o = Arc::new(world.reset(&ResetRequest {
+            scene: Some("FloorPlan5".into()),
+            seed: 0,
+        })?);
+        self.last = Some(o.clone());
+        Ok(HarnessStep {
+            action_text: "init".into(),
+            executed: true,
+            feedback: Feedback {
+                success: true,
+                ..Default::default()
+            },
+            observations: vec![("init".into(), o)],
+            messages: vec![
+                Message::text(Role::System, "You walk a kitchen."),
+                Message::text(Role::User, "Pick up something small."),
+            ],
+            ..Default::default()
+        })
+    }
+    fn act(
+        &mut self,
+        decision: &Decision,
+        world: &mut dyn World,
+    ) -> ember_agent::Result<HarnessStep> {
+        let line = decision.raw.lines().last().unwrap_or("").trim().to_string();
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap_or("Pass").to_string();
+        let mut act = SimAction::new(&name);
+        let mut action = DiscreteAction::bare(Verb::Observe);
+        if let Some(id) = words.next() {
+            act = act.with("objectId", id);
+            action = DiscreteAction::on(Verb::Pickup, ember_agent::thor::object_type_of_id(id));
+        } else if name == "MoveAhead" {
+            action = DiscreteAction::bare(Verb::MoveForward);
+        }
+        let out = world.step(&[WorldCommand::Sim(act)])?;
+        self.executed += 1;
+        if out.feedback.success && name == "PickupObject" {
+            self.held = out.observation.proprio.held_object.clone();
+        }
+        let ok = out.feedback.success;
+        if !ok {
+            self.failures
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let obs = Arc::new(out.observation);
+        self.last = Some(obs.clone());
+        Ok(HarnessStep {
+            action: Some(Action::Discrete(action)),
+            action_text: line.clone(),
+            feedback: Feedback {
+                success: ok,
+                kind: if ok {
+                    FeedbackKind::Executed
+                } else {
+                    FeedbackKind::Failed
+                },
+                message: if ok {
+                    format!("{name} succeeded")
+                } else {
+                    out.feedback.error.clone()
+                },
+            },
+            executed: true,
+            observations: vec![(line.clone(), obs)],
+            messages: vec![Message::text(
+                Role::User,
+                format!("After {line}: what next?"),
+            )],
+            world_time: 0.0,
+            record: json!({"action": line, "success": ok}),
+        })
+    }
+    fn is_done(&self) -> bool {
+        self.executed >= STEPS
+    }
+    fn legal_actions(&self) -> Vec<Action> {
+        Vec::new()
+    }
+    fn privileged(&self) -> Option<Privileged> {
+        Some(Privileged {
+            key_actions: Vec::new(),
+            metadata: self.last.as_ref().and_then(|o| o.sim.clone()),
+        })
+    }
+    fn metrics(&self) -> Vec<(String, f64)> {
+        vec![
+            (
+                "success".into(),
+                if self.held.is_some() { 1.0 } else { 0.0 },
+            ),
+            ("efficiency".into(), 1.0 / (self.executed as f64).max(1.0)),
+        ]
+    }
+    fn summary(&self) -> Value {
+        json!({"success": self.held.is_some(), "held": self.held, "steps": self.executed})
+    }
+}
+
+/// What the policy produced at each step: (thought, raw reply).
+type Produced = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
+
+/// Walks, and picks up the nearest visible, interactable, pickupable object once it sees one.
+struct WalkPolicy {
+    walked: usize,
+    picked: bool,
+    produced: Produced,
+}
+
+impl Policy for WalkPolicy {
+    fn name(&self) -> &str {
+        "walk"
+    }
+    fn decide(
+        &mut self,
+        ctx: &Context,
+        on_text: &mut dyn FnMut(&str),
+    ) -> ember_agent::Result<Decision> {
+        // A loop that ends near the start, facing the kitchen again.
+        const WALK: [&str; 11] = [
+            "MoveAhead",
+            "RotateRight",
+            "MoveAhead",
+            "RotateLeft",
+            "LookDown",
+            "RotateLeft",
+            "RotateLeft",
+            "MoveAhead",
+            "RotateRight",
+            "RotateRight",
+            "LookUp",
+        ];
+        let meta = ctx.privileged.as_ref().and_then(|p| p.metadata.clone());
+        let target = meta.as_ref().filter(|_| !self.picked).and_then(|m| {
+            m.objects
+                .iter()
+                .filter(|o| o.visible && o.pickupable && o.is_interactable)
+                .min_by(|a, b| a.distance.total_cmp(&b.distance))
+                .map(|o| (o.object_type.clone(), o.object_id.clone()))
+        });
+        let (thought, action) = match target {
+            Some((kind, id)) => {
+                self.picked = true;
+                (
+                    format!(
+                        "Step {}: a {kind} is within reach; I will pick it up.",
+                        ctx.step
+                    ),
+                    format!("PickupObject {id}"),
+                )
+            }
+            None => {
+                let a = WALK[self.walked % WALK.len()];
+                self.walked += 1;
+                (
+                    format!(
+                        "Step {}: nothing to take here yet, so {a} to see more of the kitchen.",
+                        ctx.step
+                    ),
+                    a.to_string(),
+                )
+            }
+        };
+        let raw = format!("<Thinking>{thought}</Thinking>\n{action}");
+        // Stream it in pieces, as a language model does.
+        for piece in raw.split_inclusive(' ') {
+            on_text(piece);
+        }
+        self.produced
+            .lock()
+            .unwrap()
+            .insert(ctx.step, (thought.clone(), raw.clone()));
+        Ok(Decision {
+            raw,
+            thought,
+            action: None,
+            ..Default::default()
+        })
+    }
 }
 
 /// What the recording must contain, for the Python check.
@@ -45,201 +305,77 @@ struct Expected {
     feedback_warnings: usize,
 }
 
-/// Records the scripted episode to `path`; returns what was sent.
+/// Runs the episode through the event loop, recording to `path`; returns what was sent.
 fn record_episode(path: &Path) -> Expected {
-    let config = RecordingConfig::file(path);
-    let recorder = RerunRecorder::open(&config, "test-floorplan5").expect("open the recording");
-    let settings = InitSettings {
-        width: WIDTH,
-        height: HEIGHT,
-        field_of_view: 90.0,
-        render_depth_image: true,
-        render_instance_segmentation: true,
-        ..InitSettings::default()
-    };
-    let mut sim = ThorLite::new();
-    let episode = EpisodeInfo {
-        index: 0,
-        id: "FloorPlan5-scripted".into(),
-        scene: Some("FloorPlan5".into()),
-        instruction: "Walk around the kitchen and pick up something small.".into(),
-        task_type: Some("pickup".into()),
-        seed: 0,
-    };
-    recorder.record(RecordEvent::EpisodeStart {
-        episode: episode.clone(),
-        world: WorldInfo {
-            kind: "thor-lite".into(),
-            endpoint: "inproc".into(),
-            cameras: vec!["front".into()],
+    let recorder = Arc::new(
+        RerunRecorder::open(&RecordingConfig::file(path), "test-floorplan5")
+            .expect("open the recording"),
+    );
+    let world = ThorLiteWorld {
+        sim: ThorLite::new(),
+        settings: InitSettings {
+            width: WIDTH,
+            height: HEIGHT,
+            field_of_view: 90.0,
+            render_depth_image: true,
+            render_instance_segmentation: true,
+            ..InitSettings::default()
         },
-    });
-    let mut expected = Expected::default();
-    let ev = sim
-        .reset("FloorPlan5", &settings)
-        .expect("FloorPlan5 loads");
-    let first = Arc::new(observation(ev, 0));
-    recorder.record(RecordEvent::Observation {
         step: 0,
-        label: "init".into(),
-        observation: first.clone(),
-    });
-    *expected.images.entry(0).or_default() += 1;
-
-    // Walk; pick up the nearest reachable object as soon as there is one; walk on holding it.
-    let walk = [
-        "MoveAhead",
-        "RotateRight",
-        "MoveAhead",
-        "LookDown",
-        "MoveAhead",
-        "RotateLeft",
-        "MoveAhead",
-        "RotateLeft",
-        "MoveAhead",
-        "RotateRight",
-        "MoveAhead",
-        "LookUp",
-    ];
-    let mut held: Option<String> = None;
-    let mut last_meta: ember_agent::thor::Metadata = (*observation_meta(&first)).clone();
-    let mut walked = 0usize;
-    let mut steps = 0u64;
-    while steps < 14 && (held.is_none() || walked < walk.len()) {
-        let step = steps;
-        steps += 1;
-        let target = if held.is_none() {
-            last_meta
-                .objects
-                .iter()
-                .filter(|o| o.visible && o.pickupable && o.is_interactable)
-                .min_by(|a, b| a.distance.total_cmp(&b.distance))
-                .cloned()
-        } else {
-            None
-        };
-        let (name, act, text) = match &target {
-            Some(o) => {
-                let mut a = sim_action("PickupObject");
-                a.insert("objectId".into(), Value::String(o.object_id.clone()));
-                ("PickupObject", a, format!("pickup {}", o.object_type))
-            }
-            None => {
-                let n = walk[walked % walk.len()];
-                walked += 1;
-                (n, sim_action(n), n.to_string())
-            }
-        };
-        recorder.record(RecordEvent::Prompt {
-            step,
-            text: format!("<image> step {step}: what next?"),
-        });
-        let thought = format!("Step {step}: I should {text} to explore the kitchen.");
-        let raw = format!("<Thinking>{thought}</Thinking> {text}");
-        recorder.record(RecordEvent::Decision {
-            step,
-            decision: Decision {
-                raw: raw.clone(),
-                thought: thought.clone(),
-                action: None,
-                timings: DecisionTimings {
-                    total: 0.5,
-                    vision: 0.1,
-                    prefill: 0.2,
-                    decode: 0.2,
-                    prompt_tokens: 100 + 10 * step as usize,
-                    generated_tokens: 20,
-                },
-            },
-        });
-        expected.thoughts.insert(step, thought);
-        expected.replies.insert(step, raw);
-        recorder.record(RecordEvent::Action {
-            step,
-            action: Some(Action::Discrete(match name {
-                "MoveAhead" => DiscreteAction::bare(Verb::MoveForward),
-                "PickupObject" => {
-                    DiscreteAction::on(Verb::Pickup, text.trim_start_matches("pickup "))
-                }
-                _ => DiscreteAction::bare(Verb::Observe),
-            })),
-            text: text.clone(),
-        });
-        let ev = sim.step(&act).expect("a known action");
-        let ok = ev.metadata.last_action_success;
-        let message = if ok {
-            format!("{name} succeeded")
-        } else {
-            ev.metadata.error_message.clone()
-        };
-        if ok && name == "PickupObject" {
-            held = ev.metadata.held_object_id().map(str::to_string);
-        }
-        last_meta = ev.metadata.clone();
-        recorder.record(RecordEvent::Observation {
-            step: step + 1,
-            label: text.clone(),
-            observation: Arc::new(observation(ev, step + 1)),
-        });
-        *expected.images.entry(step + 1).or_default() += 1;
-        recorder.record(RecordEvent::Feedback {
-            step,
-            feedback: Feedback {
-                success: ok,
-                kind: if ok {
-                    FeedbackKind::Executed
-                } else {
-                    FeedbackKind::Failed
-                },
-                message,
-            },
-        });
-        if !ok {
-            expected.feedback_warnings += 1;
-        }
-        recorder.record(RecordEvent::Timings {
-            step,
-            timings: StepTimings {
-                step: 0.6,
-                policy: 0.5,
-                world: 0.05,
-                executor: 0.01,
-                memory: 0.01,
-                recorder: 0.001,
-            },
-        });
-        expected.timing_steps.push(step);
-        recorder.record(RecordEvent::Memory {
-            step,
-            images: step as usize + 1,
-            tokens: 100 + 10 * step as usize,
-        });
-        recorder.record(RecordEvent::Metrics {
-            step,
-            values: vec![
-                ("success".into(), if held.is_some() { 1.0 } else { 0.0 }),
-                ("efficiency".into(), 1.0 / (step as f64 + 1.0)),
-            ],
-        });
-    }
-    recorder.record(RecordEvent::EpisodeEnd {
-        episode: 0,
-        summary: json!({"success": held.is_some(), "held": held, "steps": steps}),
-    });
-    recorder.flush().expect("flush");
+    };
+    let produced: Produced = Arc::default();
+    let policy = share_policy(Box::new(WalkPolicy {
+        walked: 0,
+        picked: false,
+        produced: produced.clone(),
+    }));
+    let memory = Memory::new(Budget::default(), Arc::new(EstimatedTokens), None);
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let outcome = rt.block_on(run_episode(
+        Box::new(world),
+        Box::new(WalkHarness {
+            failures: failures.clone(),
+            executed: 0,
+            held: None,
+            last: None,
+        }),
+        policy,
+        memory,
+        recorder.clone(),
+        &LoopSettings::default(),
+        &StopSignal::new(),
+    ));
+    assert_eq!(
+        outcome.report.end,
+        EpisodeEnd::Completed,
+        "{:?}",
+        outcome.report
+    );
+    assert_eq!(
+        outcome.report.summary["success"], true,
+        "the walk picks something up in FloorPlan5"
+    );
     let stats = recorder.stats();
     assert_eq!(stats.dropped, 0, "file recordings never drop");
-    assert_eq!(stats.queued, 0, "flush waits for the queue");
-    recorder.close().expect("close");
-    assert!(
-        held.is_some(),
-        "the script picks something up in FloorPlan5"
+    assert_eq!(
+        stats.queued, 0,
+        "the loop flushes the recorder at the end of the episode"
     );
-    expected
-}
+    recorder.close().expect("close");
 
-fn observation_meta(obs: &ember_agent::Observation) -> Arc<ember_agent::thor::Metadata> {
-    obs.sim.clone().expect("thor-lite reports metadata")
+    let mut e = Expected::default();
+    for (step, (thought, raw)) in produced.lock().unwrap().iter() {
+        e.thoughts.insert(*step, thought.clone());
+        e.replies.insert(*step, raw.clone());
+    }
+    // One observation after the reset (step 0) and one per action.
+    for step in 0..=STEPS {
+        e.images.insert(step, 1);
+        e.timing_steps.push(step);
+    }
+    e.feedback_warnings = failures.load(std::sync::atomic::Ordering::SeqCst);
+    e
 }
 
 fn expected_json(e: &Expected) -> Value {

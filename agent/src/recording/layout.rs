@@ -120,7 +120,15 @@ pub fn blueprint(cameras: &[String]) -> Blueprint {
         TextDocumentView::new("thought")
             .with_origin(paths::THOUGHT)
             .into(),
-        TextLogView::new("log").with_origin(paths::LOG).into(),
+        TextLogView::new("log")
+            .with_origin(paths::LOG)
+            // The prompt (the whole conversation) is in the `prompt` tab; in the log it would
+            // drown the actions and feedback.
+            .with_contents([
+                "$origin/**".to_string(),
+                format!("- /{}", paths::LOG_PROMPT),
+            ])
+            .into(),
         Tabs::new([
             TextDocumentView::new("reply")
                 .with_origin(paths::REPLY)

@@ -35,6 +35,9 @@ const TRAJECTORY_MIN_STEP: f32 = 0.01;
 /// Instance id reserved for "more instances than ids".
 const OVERFLOW_ID: u16 = u16::MAX;
 
+/// A labelled point (label, position in metres).
+type LabelledPoint = (String, [f64; 3]);
+
 /// What the logger needs from the configuration.
 #[derive(Clone, Debug)]
 pub struct LogSettings {
@@ -723,7 +726,7 @@ impl EventLogger {
     fn candidates(&mut self, step: u64, candidates: &[Candidate]) -> RecordingStreamResult<()> {
         self.set_step(step);
         // Candidates may come in several frames; group them.
-        let mut by_frame: Vec<(String, Vec<(String, [f64; 3])>)> = Vec::new();
+        let mut by_frame: Vec<(String, Vec<LabelledPoint>)> = Vec::new();
         for c in candidates {
             match by_frame.iter_mut().find(|(f, _)| *f == c.frame) {
                 Some((_, v)) => v.push((c.label.to_string(), c.position)),
@@ -754,7 +757,7 @@ impl EventLogger {
         world_path: &str,
         layer: &str,
         frame: &str,
-        pts: &[(String, [f64; 3])],
+        pts: &[LabelledPoint],
         color: rerun::Color,
     ) -> RecordingStreamResult<()> {
         let convention = self.convention.unwrap_or(WorldConvention::UnityYUp);

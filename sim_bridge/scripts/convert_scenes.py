@@ -102,10 +102,13 @@ def sides(o, pts):
     return front, back
 
 
-def room_grid(objs, pts):
-    """The room's floor outline: evidence (reachable squares, object footprints) bounding box
-    minus large empty corner rectangles (L-shaped rooms)."""
+def room_grid(objs, pts, start):
+    """The room's floor outline: evidence (reachable squares, the start pose, object
+    footprints) bounding box minus large empty corner rectangles (L-shaped rooms)."""
     ev = []
+    if start:
+        sx, sz = start
+        ev.append((sx - REACH_HALF, sz - REACH_HALF, sx + REACH_HALF, sz + REACH_HALF))
     for px, pz in pts:
         ev.append((px - REACH_HALF, pz - REACH_HALF, px + REACH_HALF, pz + REACH_HALF))
     for o in objs:
@@ -276,35 +279,103 @@ def start_pose(d, pts):
     }
 
 
+def fix_part_boxes(name, objs):
+    """A part (`Sink|..|SinkBasin`) lies within its whole. A few dumps have a part box that
+    reaches the world origin (FloorPlan419's BathtubBasin): clip it to its whole's box."""
+    by_id = {o["objectId"]: o for o in objs}
+    for o in objs:
+        parts = o["objectId"].split("|")
+        if len(parts) != 5:
+            continue
+        whole = by_id.get("|".join(parts[:4]))
+        if not whole:
+            continue
+        a, w = aabb(o), aabb(whole)
+        m = 0.3  # only gross errors; basins may overhang their sink a little
+        if a[0] >= w[0] - m and a[2] >= w[2] - m and a[3] <= w[3] + m and a[5] <= w[5] + m:
+            continue
+        lo = [max(a[0], w[0]), max(a[1], w[1]), max(a[2], w[2])]
+        hi = [min(a[3], w[3]), min(a[4], w[4]), min(a[5], w[5])]
+        if any(h <= l for l, h in zip(lo, hi)):
+            continue
+        print(f"{name}: {o['objectId']} box clipped to its whole's", file=sys.stderr)
+        box = o["axisAlignedBoundingBox"]
+        box["center"] = {"x": (lo[0] + hi[0]) / 2, "y": (lo[1] + hi[1]) / 2, "z": (lo[2] + hi[2]) / 2}
+        box["size"] = {"x": hi[0] - lo[0], "y": hi[1] - lo[1], "z": hi[2] - lo[2]}
+        box["cornerPoints"] = [
+            [x, y, z] for x in (hi[0], lo[0]) for y in (hi[1], lo[1]) for z in (hi[2], lo[2])
+        ]
+
+
+def fix_origin_boxes(name, objs):
+    """A box that reaches the world origin in x and z while its object sits more than 0.8 m
+    away is a broken dump (FloorPlan204's Window): on each axis that touches 0, mirror the far
+    bound about the object's position instead."""
+    for o in objs:
+        if o["objectType"] == "Floor":
+            continue
+        a = list(aabb(o))
+        p = o["position"]
+        if math.hypot(p["x"], p["z"]) <= 0.8:
+            continue
+        touch_x = abs(a[0]) < 2e-3 or abs(a[3]) < 2e-3
+        touch_z = abs(a[2]) < 2e-3 or abs(a[5]) < 2e-3
+        if not (touch_x and touch_z):
+            continue
+        for lo, hi, c in ((0, 3, p["x"]), (2, 5, p["z"])):
+            if abs(a[lo]) < 2e-3 and abs(c) > 0.4:
+                a[lo] = c - (a[hi] - c)
+            elif abs(a[hi]) < 2e-3 and abs(c) > 0.4:
+                a[hi] = c + (c - a[lo])
+        print(f"{name}: {o['objectId']} box reaching the origin rebuilt about its position", file=sys.stderr)
+        box = o["axisAlignedBoundingBox"]
+        box["center"] = {"x": (a[0] + a[3]) / 2, "y": (a[1] + a[4]) / 2, "z": (a[2] + a[5]) / 2}
+        box["size"] = {"x": a[3] - a[0], "y": a[4] - a[1], "z": a[5] - a[2]}
+        box["cornerPoints"] = [[x, y, z] for x in (a[3], a[0]) for y in (a[4], a[1]) for z in (a[5], a[2])]
+
+
 def convert(src, name):
     with gzip.open(os.path.join(src, "scenes", name + ".json.gz"), "rt") as f:
         d = json.load(f)
     with open(os.path.join(src, "reachable", name + ".json")) as f:
         r = json.load(f)
     m = d["metadata"]
-    pts = [tuple(p) for p in r["reachable_xz"]]
     objs = m["objects"]
+    fix_part_boxes(name, objs)
+    fix_origin_boxes(name, objs)
+    # ALFWorld's grids come from an older AI2-THOR: a few scenes' grids reach beyond today's
+    # floor. Only points on the scene's floor count as evidence.
+    b = m["sceneBounds"]
+    bx0, bx1 = b["center"]["x"] - b["size"]["x"] / 2, b["center"]["x"] + b["size"]["x"] / 2
+    bz0, bz1 = b["center"]["z"] - b["size"]["z"] / 2, b["center"]["z"] + b["size"]["z"] / 2
+    all_pts = [tuple(p) for p in r["reachable_xz"]]
+    pts = [p for p in all_pts if bx0 + 0.1 <= p[0] <= bx1 - 0.1 and bz0 + 0.1 <= p[1] <= bz1 - 0.1]
+    if len(pts) < len(all_pts):
+        print(f"{name}: {len(all_pts) - len(pts)} of {len(all_pts)} ALFWorld points lie off the floor", file=sys.stderr)
     derived = []
     for o in objs:
         front, back = sides(o, pts)
         derived.append({"front": front, "back": back})
     floor = [o for o in objs if o["objectType"] == "Floor"]
     floor_y = aabb(floor[0])[4] if floor else 0.0
-    b = m["sceneBounds"]
     ceiling_y = b["center"]["y"] + b["size"]["y"] / 2
+    sp = start_pose(d, pts)
+    start_xz = None
+    if bx0 < sp["x"] < bx1 and bz0 < sp["z"] < bz1:
+        start_xz = (sp["x"], sp["z"])
     out = {
         "scene": d["scene"],
         "room_type": d["room_type"],
-        "start_pose": start_pose(d, pts),
+        "start_pose": sp,
         "scene_bounds": rnd(b),
         "floor_y": rnd(floor_y),
         "ceiling_y": rnd(ceiling_y),
         "agent_y": rnd(m["agent"]["position"]["y"]),
         "objects": [rnd({k: v for k, v in o.items() if k not in VOLATILE}) for o in objs],
         "derived": derived,
-        "room": room_grid(objs, pts),
+        "room": room_grid(objs, pts, start_xz),
         "counter_bodies": counter_bodies(objs, derived, pts),
-        "reachable": rnd([list(p) for p in pts]),
+        "reachable": rnd([list(p) for p in all_pts]),
         "reachable_grid": r.get("grid_size", 0.25),
         "openable_poses": rnd(r.get("openable_poses", {})),
     }

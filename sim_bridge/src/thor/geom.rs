@@ -116,22 +116,6 @@ impl Obox {
             .unwrap_or_else(|| Obox::from_aabb(&o.axis_aligned_bounding_box))
     }
 
-    /// The eight corners.
-    pub fn corners(&self) -> [V3; 8] {
-        let mut out = [V3::default(); 8];
-        for (k, item) in out.iter_mut().enumerate() {
-            let sx = if k & 1 == 0 { -1.0 } else { 1.0 };
-            let sy = if k & 2 == 0 { -1.0 } else { 1.0 };
-            let sz = if k & 4 == 0 { -1.0 } else { 1.0 };
-            *item = self
-                .center
-                .add(self.axes[0].scale(sx))
-                .add(self.axes[1].scale(sy))
-                .add(self.axes[2].scale(sz));
-        }
-        out
-    }
-
     /// The world-axis-aligned (min, max) of the box.
     pub fn min_max(&self) -> (V3, V3) {
         let e = V3::new(
@@ -140,14 +124,6 @@ impl Obox {
             self.axes.iter().map(|a| a.z.abs()).sum(),
         );
         (self.center.sub(e), self.center.add(e))
-    }
-
-    /// The same box moved by `d`.
-    pub fn translated(&self, d: V3) -> Obox {
-        Obox {
-            center: self.center.add(d),
-            axes: self.axes,
-        }
     }
 }
 
@@ -177,9 +153,6 @@ impl Rect {
     }
     pub fn overlaps(&self, o: &Rect) -> bool {
         self.x0 < o.x1 && o.x0 < self.x1 && self.z0 < o.z1 && o.z0 < self.z1
-    }
-    pub fn contains(&self, x: f64, z: f64) -> bool {
-        x >= self.x0 && x <= self.x1 && z >= self.z0 && z <= self.z1
     }
 }
 

@@ -21,5 +21,8 @@ mod scene;
 pub mod sim;
 mod style;
 
-pub use scene::{SceneSummary, StartPose};
+pub use scene::{OpenablePose, SceneSummary, StartPose};
 pub use sim::{ACTIONS, ThorLite};
+
+#[cfg(test)]
+mod tests;

@@ -41,12 +41,6 @@ impl<'a> Params<'a> {
         Ok(self.f64_opt(name)?.unwrap_or(default))
     }
 
-    /// A required number.
-    pub fn f64_req(&self, name: &str) -> Result<f64, SimError> {
-        self.f64_opt(name)?
-            .ok_or_else(|| self.bad(name, "is missing"))
-    }
-
     /// A boolean, `None` when absent.
     pub fn bool_opt(&self, name: &str) -> Result<Option<bool>, SimError> {
         match self.get(name) {

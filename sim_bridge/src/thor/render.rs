@@ -104,8 +104,12 @@ pub struct Raster {
     pub rgb: Vec<u8>,
     /// 1/z per pixel (0 = nothing drawn).
     pub inv_z: Vec<f32>,
-    /// Instance index per pixel.
+    /// Instance index per pixel (after `resolve`).
     pub ids: Vec<u32>,
+    /// Per pixel: 1 + the index into `palette` of the polygon drawn there (0 = none).
+    tags: Vec<u32>,
+    /// Per drawn polygon: its shaded colour and instance index.
+    palette: Vec<([u8; 3], u32)>,
 }
 
 /// The direction light comes from (normalised in `shade`).
@@ -127,31 +131,76 @@ fn shade(color: [f32; 3], n: V3, inside: bool) -> [u8; 3] {
 }
 
 impl Raster {
-    /// Sizes the buffers and clears them (colour only when `color`).
+    /// Sizes the buffers and clears them for a new frame.
     pub fn clear(&mut self, width: u32, height: u32, color: bool) {
         let n = width as usize * height as usize;
         self.width = width;
         self.height = height;
         self.inv_z.clear();
         self.inv_z.resize(n, 0.0);
-        self.ids.clear();
+        self.tags.clear();
+        self.tags.resize(n, 0);
         self.ids.resize(n, 0);
         if color {
-            self.rgb.clear();
-            self.rgb.reserve(n * 3);
-            for _ in 0..n {
-                self.rgb.extend_from_slice(&BACKGROUND);
-            }
+            self.rgb.resize(n * 3, 0);
         }
+        self.palette.clear();
     }
 
-    /// Clears only a scissor rectangle of the depth and id buffers (buffers already sized).
-    pub fn clear_scissor(&mut self, s: Scissor) {
+    /// Clears the strided lattice of a scissor rectangle (buffers already sized): exactly
+    /// the pixels `draw_strided` with the same arguments writes.
+    pub fn clear_scissor(&mut self, s: Scissor, stride: u32) {
         let w = self.width as usize;
-        for y in s.y0..s.y1 {
-            let row = y as usize * w;
-            self.inv_z[row + s.x0 as usize..row + s.x1 as usize].fill(0.0);
-            self.ids[row + s.x0 as usize..row + s.x1 as usize].fill(0);
+        let st = stride.max(1) as usize;
+        for y in (s.y0 as usize..s.y1.min(self.height) as usize).step_by(st) {
+            let row = y * w;
+            for x in (s.x0 as usize..s.x1.min(self.width) as usize).step_by(st) {
+                self.inv_z[row + x] = 0.0;
+                self.tags[row + x] = 0;
+            }
+        }
+        self.palette.clear();
+    }
+
+    /// Turns the drawn polygons into instance ids (and colours, with instance outlines,
+    /// when `color`). Returns nothing; read `ids` and `rgb`.
+    pub fn resolve(&mut self, color: bool) {
+        let n = self.width as usize * self.height as usize;
+        let pal = &self.palette;
+        for (id, &t) in self.ids[..n].iter_mut().zip(&self.tags[..n]) {
+            *id = if t == 0 { 0 } else { pal[t as usize - 1].1 };
+        }
+        if !color {
+            return;
+        }
+        for (px, &t) in self.rgb[..n * 3].chunks_exact_mut(3).zip(&self.tags[..n]) {
+            px.copy_from_slice(&if t == 0 {
+                BACKGROUND
+            } else {
+                pal[t as usize - 1].0
+            });
+        }
+        // Darken instance boundaries so neighbouring objects of one colour read as separate
+        // things.
+        let w = self.width as usize;
+        let h = self.height as usize;
+        for y in 0..h {
+            let row = &self.ids[y * w..(y + 1) * w];
+            let below = if y + 1 < h {
+                &self.ids[(y + 1) * w..(y + 2) * w]
+            } else {
+                row
+            };
+            for x in 0..w {
+                let id = row[x];
+                let right = if x + 1 < w { row[x + 1] } else { id };
+                if right != id || below[x] != id {
+                    let px = &mut self.rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
+                    for c in px {
+                        *c = (*c as u16 * 3 / 5) as u8;
+                    }
+                }
+            }
         }
     }
 
@@ -176,7 +225,10 @@ impl Raster {
             .any(|y| {
                 (s.x0 as usize..s.x1.min(self.width) as usize)
                     .step_by(stride)
-                    .any(|x| self.ids[y * w + x] == id)
+                    .any(|x| {
+                        let t = self.tags[y * w + x];
+                        t != 0 && self.palette[t as usize - 1].1 == id
+                    })
             })
     }
 
@@ -235,6 +287,30 @@ impl Raster {
             {
                 continue;
             }
+            // Entirely in front: reject polygons whose screen box misses the scissor.
+            if poly.iter().all(|p| p.z >= NEAR) {
+                let (mut x0, mut x1, mut y0, mut y1) = (
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                );
+                for p in &poly {
+                    let sx = cx + focal * p.x / p.z;
+                    let sy = cy - focal * p.y / p.z;
+                    x0 = x0.min(sx);
+                    x1 = x1.max(sx);
+                    y0 = y0.min(sy);
+                    y1 = y1.max(sy);
+                }
+                if x1 < s.x0 as f64 - 1.0
+                    || x0 > s.x1 as f64 + 1.0
+                    || y1 < s.y0 as f64 - 1.0
+                    || y0 > s.y1 as f64 + 1.0
+                {
+                    continue;
+                }
+            }
             // Clip: near, left, right, bottom, top (each keeps dist >= 0).
             let planes: [(f64, f64, f64, f64); 5] = [
                 (0.0, 0.0, 1.0, -NEAR),
@@ -291,7 +367,9 @@ impl Raster {
             } else {
                 [0, 0, 0]
             };
-            self.fill_polygon(&screen, (ia, ib, ic), q.id, rgb, color, s, stride);
+            self.palette.push((rgb, q.id));
+            let tag = self.palette.len() as u32;
+            self.fill_polygon(&screen, (ia, ib, ic), tag, s, stride);
         }
     }
 
@@ -299,9 +377,7 @@ impl Raster {
         &mut self,
         pts: &[(f64, f64)],
         inv: (f64, f64, f64),
-        id: u32,
-        rgb: [u8; 3],
-        color: bool,
+        tag: u32,
         s: Scissor,
         stride: u32,
     ) {
@@ -377,37 +453,31 @@ impl Raster {
                 }
             }
             let base = row as usize * w;
-            for col in (c0..=c1).step_by(st as usize) {
-                let i = base + col;
-                // Evaluated per pixel (not accumulated) so strided probes match full frames.
-                let zf = (ia * (col as f64 + 0.5) + ib * py + ic) as f32;
-                if zf > self.inv_z[i] {
-                    self.inv_z[i] = zf;
-                    self.ids[i] = id;
-                    if color {
-                        self.rgb[i * 3..i * 3 + 3].copy_from_slice(&rgb);
+            let zrow = &mut self.inv_z[base + c0..=base + c1];
+            let trow = &mut self.tags[base + c0..=base + c1];
+            let stu = st as usize;
+            // 1/z is evaluated per pixel from the exact pixel centre (not accumulated), so a
+            // strided probe computes bit-identical values to the full frame.
+            let z0 = ib * py + ic;
+            if stu == 1 {
+                let mut xf = c0 as f64 + 0.5;
+                for (z, t) in zrow.iter_mut().zip(trow.iter_mut()) {
+                    let zf = (ia * xf + z0) as f32;
+                    if zf > *z {
+                        *z = zf;
+                        *t = tag;
                     }
+                    xf += 1.0;
                 }
-            }
-        }
-    }
-
-    /// Darkens pixels on instance boundaries so that neighbouring objects of one colour read
-    /// as separate things.
-    pub fn outline(&mut self) {
-        let w = self.width as usize;
-        let h = self.height as usize;
-        if w < 2 || h < 2 {
-            return;
-        }
-        for y in 0..h - 1 {
-            for x in 0..w - 1 {
-                let i = y * w + x;
-                let id = self.ids[i];
-                if id != self.ids[i + 1] || id != self.ids[i + w] {
-                    for c in &mut self.rgb[i * 3..i * 3 + 3] {
-                        *c = ((*c as u16 * 3) / 5) as u8;
+            } else {
+                let mut k = 0;
+                while k < zrow.len() {
+                    let zf = (ia * ((c0 + k) as f64 + 0.5) + z0) as f32;
+                    if zf > zrow[k] {
+                        zrow[k] = zf;
+                        trow[k] = tag;
                     }
+                    k += stu;
                 }
             }
         }
@@ -459,6 +529,7 @@ mod tests {
         let c = cam();
         r.clear(c.width, c.height, true);
         r.draw(&c, &[wall_quad(2.0, 1)], true, None);
+        r.resolve(true);
         let d = r.depth();
         // A fronto-parallel plane has the same depth everywhere, corners included.
         for v in [d[0], d[d.len() - 1], d[24 * 64 + 32]] {
@@ -473,9 +544,11 @@ mod tests {
         let mut a = Raster::default();
         a.clear(c.width, c.height, true);
         a.draw(&c, &[wall_quad(3.0, 1), wall_quad(2.0, 2)], true, None);
+        a.resolve(true);
         let mut b = Raster::default();
         b.clear(c.width, c.height, true);
         b.draw(&c, &[wall_quad(2.0, 2), wall_quad(3.0, 1)], true, None);
+        b.resolve(true);
         assert!(a.ids.iter().all(|&i| i == 2));
         assert_eq!(a.ids, b.ids);
         assert_eq!(a.rgb, b.rgb);
@@ -489,9 +562,11 @@ mod tests {
         let mut r = Raster::default();
         r.clear(c.width, c.height, false);
         r.draw(&c, &[q], false, None);
+        r.resolve(false);
         assert!(r.ids.iter().all(|&i| i == 0));
         q.two_sided = true;
         r.draw(&c, &[q], false, None);
+        r.resolve(false);
         assert!(r.ids.iter().all(|&i| i == 1));
     }
 
@@ -501,6 +576,7 @@ mod tests {
         let mut r = Raster::default();
         r.clear(c.width, c.height, false);
         r.draw(&c, &[wall_quad(-2.0, 1)], false, None);
+        r.resolve(false);
         assert!(r.ids.iter().all(|&i| i == 0));
     }
 
@@ -516,7 +592,15 @@ mod tests {
             y1: 9,
         };
         r.draw(&c, &[wall_quad(2.0, 7)], false, Some(s));
+        r.resolve(false);
         let n = r.ids.iter().filter(|&&i| i == 7).count();
         assert_eq!(n, 10 * 4);
+        // A strided probe sees exactly the full frame's pixels on its lattice.
+        let mut p = Raster::default();
+        p.clear(c.width, c.height, false);
+        p.clear_scissor(s, 3);
+        p.draw_strided(&c, &[wall_quad(2.0, 7)], s, 3);
+        assert!(p.any_in(s, 3, 7));
+        assert!(!p.any_in(s, 3, 8));
     }
 }

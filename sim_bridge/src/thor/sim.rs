@@ -185,6 +185,36 @@ impl ThorLite {
             .map(|w| (w.scene.alfworld_grid, w.scene.alfworld_reachable.clone()))
     }
 
+    /// ALFWorld's hand-made poses from which openable receptacles can be opened, for the
+    /// loaded scene (objectId -> pose). About 57% of the ids match today's ids exactly.
+    pub fn reference_openable_poses(&self) -> Vec<(String, super::scene::OpenablePose)> {
+        self.world
+            .as_ref()
+            .map(|w| {
+                w.scene
+                    .openable_poses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Renders the current view (colour, depth and ids) without stepping, and returns the
+    /// colour image. For benchmarks and tools; `step` renders by itself.
+    pub fn render(&mut self) -> Result<RgbImage, SimError> {
+        let settings = self.settings.clone();
+        let world = self.world.as_mut().ok_or(SimError::NoScene)?;
+        world.place_held(&settings);
+        let cam = world.camera_at(&world.agent, &settings);
+        let quads = world.quads(true);
+        self.raster.clear(settings.width, settings.height, true);
+        self.raster.draw(&cam, &quads, true, None);
+        self.raster.resolve(true);
+        RgbImage::new(settings.width, settings.height, self.raster.rgb.clone())
+            .ok_or_else(|| SimError::Failure("frame size mismatch".into()))
+    }
+
     /// The loaded scene's room type (`kitchens`...).
     pub fn room_type(&self) -> Option<&str> {
         self.world.as_ref().map(|w| w.scene.room_type.as_str())
@@ -240,7 +270,7 @@ impl World {
             horizon: s.horizon,
             standing: s.standing,
         };
-        World {
+        let mut w = World {
             objects: scene.objects.clone(),
             agent,
             held: None,
@@ -248,7 +278,31 @@ impl World {
             obstacles: Vec::new(),
             obstacles_dirty: true,
             scene,
+        };
+        w.rebuild_obstacles();
+        // A few reference start poses fall off today's floor or into furniture (the dumps
+        // and the poses come from different AI2-THOR versions): move to the nearest free
+        // point on a 5 cm grid.
+        if w.blocked(w.agent.x, w.agent.z).is_some() {
+            let (x0, z0) = (w.agent.x, w.agent.z);
+            let mut best: Option<(f64, f64, f64)> = None;
+            for i in -100i32..=100 {
+                for j in -100i32..=100 {
+                    let (x, z) = (x0 + i as f64 * 0.05, z0 + j as f64 * 0.05);
+                    let d = (i * i + j * j) as f64;
+                    if best.is_none_or(|b| d < b.0) && w.blocked(x, z).is_none() {
+                        best = Some((d, x, z));
+                    }
+                }
+            }
+            if let Some((_, x, z)) = best {
+                w.agent.x = x;
+                w.agent.z = z;
+                w.scene.start.source =
+                    format!("{} (moved to the nearest free point)", w.scene.start.source);
+            }
         }
+        w
     }
 
     fn camera_height(standing: bool) -> f64 {
@@ -315,7 +369,7 @@ impl World {
     /// All polygons of the current state: room, then objects in metadata order. The held
     /// object is left out when `with_held` is false.
     fn quads(&self, with_held: bool) -> Vec<Quad> {
-        let mut q = self.scene.room_quads.clone();
+        let mut q = Vec::with_capacity(self.objects.len() * 8 + self.scene.room_quads.len());
         for i in 0..self.objects.len() {
             if self.objects[i].is_picked_up && !with_held {
                 continue;
@@ -325,6 +379,9 @@ impl World {
             }
             object_quads(&self.look(i), &mut q);
         }
+        // The room last: it lies behind everything, so most of its pixels fail the depth
+        // test instead of being written and overwritten.
+        q.extend_from_slice(&self.scene.room_quads);
         q
     }
 
@@ -440,7 +497,7 @@ impl World {
                 || self.objects[k]
                     .parent_receptacles
                     .as_ref()
-                    .is_some_and(|p| p.iter().any(|x| *x == id));
+                    .is_some_and(|p| p.contains(&id));
             if on {
                 translate_object(&mut self.objects[k], d);
             }
@@ -460,7 +517,7 @@ impl World {
             if self.objects[k]
                 .parent_receptacles
                 .as_ref()
-                .is_some_and(|p| p.iter().any(|x| *x == id))
+                .is_some_and(|p| p.contains(&id))
             {
                 moving.push(k);
             }
@@ -497,7 +554,7 @@ impl World {
                 && self.objects[k]
                     .parent_receptacles
                     .as_ref()
-                    .is_some_and(|p| p.iter().any(|x| *x == id))
+                    .is_some_and(|p| p.contains(&id))
             {
                 moving.push(k);
             }
@@ -1100,14 +1157,51 @@ impl ThorLite {
         let tid = i as u32 + 1;
         let aabb = w.objects[i].axis_aligned_bounding_box.clone();
         let vis = settings.visibility_distance.min(REACH);
+        let (t_centre, t_radius) = sphere_of(target.iter().flat_map(|q| q.v.iter().copied()));
+        let spheres: Vec<(V3, f64)> = quads
+            .iter()
+            .map(|q| sphere_of(q.v.iter().copied()))
+            .collect();
         let mut out = Vec::new();
         let probe = &mut self.probe;
         probe.clear(settings.width, settings.height, false);
+        let mut subset: Vec<Quad> = Vec::new();
         for &(x, z) in &positions {
             for &standing in &standings {
                 let cam_pos = V3::new(x, w.agent.y + World::camera_height(standing), z);
                 if distance_to_aabb(cam_pos, &aabb) > vis {
                     continue;
+                }
+                // From a fixed camera position, only polygons that overlap the target's cone
+                // of directions and can be nearer than its far side can hide it; the others
+                // cannot change any of its pixels, whatever the rotation.
+                let dt = t_centre.sub(cam_pos);
+                let dist_t = dt.norm();
+                let ang_t = if dist_t <= t_radius {
+                    std::f64::consts::PI
+                } else {
+                    (t_radius / dist_t).asin()
+                };
+                subset.clear();
+                for (q, &(c, r)) in quads.iter().zip(&spheres) {
+                    if q.id == tid {
+                        subset.push(*q);
+                        continue;
+                    }
+                    let d = c.sub(cam_pos);
+                    let dist = d.norm();
+                    if dist <= r + 1e-9 {
+                        subset.push(*q);
+                        continue;
+                    }
+                    if dist - r > dist_t + t_radius {
+                        continue;
+                    }
+                    let ang = (r / dist).asin();
+                    let cosang = (d.dot(dt) / (dist * dist_t.max(1e-12))).clamp(-1.0, 1.0);
+                    if cosang.acos() <= ang + ang_t + 1e-6 {
+                        subset.push(*q);
+                    }
                 }
                 for &rot in &rotations {
                     for &hor in &horizons {
@@ -1122,8 +1216,8 @@ impl ThorLite {
                         let Some((sc, stride)) = target_scissor(&cam, &target) else {
                             continue;
                         };
-                        probe.clear_scissor(sc);
-                        probe.draw_strided(&cam, &quads, sc, stride);
+                        probe.clear_scissor(sc, stride);
+                        probe.draw_strided(&cam, &subset, sc, stride);
                         if probe.any_in(sc, stride, tid) {
                             out.push(json!({
                                 "x": round6(x), "y": w.agent.y, "z": round6(z),
@@ -1149,13 +1243,13 @@ impl ThorLite {
         let quads = world.quads(true);
         self.raster.clear(settings.width, settings.height, true);
         self.raster.draw(&cam, &quads, true, None);
+        self.raster.resolve(true);
         world.counts.iter_mut().for_each(|c| *c = 0);
         for &id in &self.raster.ids {
             if let Some(c) = world.counts.get_mut(id as usize) {
                 *c += 1;
             }
         }
-        self.raster.outline();
         let metadata = build_metadata(world, &settings, &cam, action, &out);
         let frames = Frames {
             rgb: RgbImage::new(settings.width, settings.height, self.raster.rgb.clone()),
@@ -1177,6 +1271,19 @@ impl ThorLite {
         };
         Ok(SimEvent { metadata, frames })
     }
+}
+
+/// A bounding sphere (centre of the bounding box, farthest point) of some points.
+fn sphere_of(points: impl Iterator<Item = V3> + Clone) -> (V3, f64) {
+    let mut min = V3::new(f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let mut max = V3::new(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for p in points.clone() {
+        min = V3::new(min.x.min(p.x), min.y.min(p.y), min.z.min(p.z));
+        max = V3::new(max.x.max(p.x), max.y.max(p.y), max.z.max(p.z));
+    }
+    let c = min.add(max).scale(0.5);
+    let r = points.map(|p| p.sub(c).norm()).fold(0.0, f64::max);
+    (c, r)
 }
 
 fn round6(v: f64) -> f64 {
@@ -1312,5 +1419,53 @@ fn build_metadata(
         collided_objects: out.collided_with.clone().unwrap_or_default(),
         is_scene_at_rest: true,
         depth_format: "Meters".into(),
+    }
+}
+
+#[cfg(test)]
+mod perf {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn zz_render_breakdown() {
+        use crate::thor::render::{Camera, Raster};
+        let mut t = ThorLite::new();
+        let s = InitSettings {
+            width: 800,
+            height: 450,
+            ..InitSettings::default()
+        };
+        t.reset("FloorPlan5", &s).unwrap();
+        let w = t.world.as_ref().unwrap();
+        let cam: Camera = w.camera_at(&w.agent, &s);
+        let mut r = Raster::default();
+        let n = 50;
+        let t0 = std::time::Instant::now();
+        let mut q = Vec::new();
+        for _ in 0..n {
+            q = w.quads(true);
+        }
+        let tq = t0.elapsed() / n;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            r.clear(800, 450, true);
+        }
+        let tc = t0.elapsed() / n;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            r.clear(800, 450, true);
+            r.draw(&cam, &q, true, None);
+        }
+        let td = t0.elapsed() / n - tc;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            r.resolve(true);
+        }
+        let tr = t0.elapsed() / n;
+        println!(
+            "quads {} : build {tq:?} clear {tc:?} draw {td:?} resolve {tr:?}",
+            q.len()
+        );
     }
 }

@@ -222,7 +222,7 @@ pub(crate) fn derive_styles(
             .filter(|c| {
                 c.parent_receptacles
                     .as_ref()
-                    .is_some_and(|ps| ps.iter().any(|x| *x == p.object_id))
+                    .is_some_and(|ps| ps.contains(&p.object_id))
             })
             .collect();
         let resting_inside: Vec<&&ObjectMeta> = resting

@@ -341,6 +341,7 @@ pub fn run(a: RecorderBenchArgs) -> Result<()> {
     let bytes = std::fs::metadata(&paced_path).map(|m| m.len()).unwrap_or(0);
     loop_costs.sort_by(f64::total_cmp);
     let mean_loop = loop_costs.iter().sum::<f64>() / loop_costs.len() as f64;
+    let p50_loop = loop_costs[loop_costs.len() / 2];
     let p99_loop =
         loop_costs[((loop_costs.len() as f64 * 0.99) as usize).min(loop_costs.len() - 1)];
 
@@ -411,8 +412,9 @@ pub fn run(a: RecorderBenchArgs) -> Result<()> {
         step_time * 1e3
     );
     println!(
-        "  loop thread:   {:.1} us/step mean, {:.1} us p99 = {:.2}% of the thor-lite step ({} steps, {} dropped)",
+        "  loop thread:   {:.1} us/step mean, {:.1} us median, {:.1} us p99; mean = {:.2}% of the thor-lite step ({} steps, {} dropped)",
         mean_loop * 1e6,
+        p50_loop * 1e6,
         p99_loop * 1e6,
         100.0 * mean_loop / step_time,
         a.short_steps,
@@ -452,6 +454,7 @@ pub fn run(a: RecorderBenchArgs) -> Result<()> {
             "jpeg_quality": a.jpeg_quality,
             "thor_lite_step_s": step_time,
             "loop_thread_s_per_step_mean": mean_loop,
+            "loop_thread_s_per_step_median": p50_loop,
             "loop_thread_s_per_step_p99": p99_loop,
             "loop_thread_share_of_step": mean_loop / step_time,
             "bytes_per_step": bytes as f64 / a.short_steps as f64,

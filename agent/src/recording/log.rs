@@ -485,10 +485,10 @@ impl EventLogger {
                 }
             })
             .collect();
-        let mut bytes = Vec::with_capacity(s.data.len() * 2);
-        for &i in &s.data {
+        let mut bytes = vec![0u8; s.data.len() * 2];
+        for (out, &i) in bytes.chunks_exact_mut(2).zip(&s.data) {
             let id = lut.get(i as usize).copied().unwrap_or(0);
-            bytes.extend_from_slice(&id.to_le_bytes());
+            out.copy_from_slice(&id.to_le_bytes());
         }
         rerun::SegmentationImage::new(
             bytes,
@@ -892,14 +892,14 @@ fn base_to_world(
 }
 
 fn depth_image(d: &DepthImage) -> rerun::DepthImage {
-    let mut bytes = Vec::with_capacity(d.data.len() * 2);
-    for &m in &d.data {
+    let mut bytes = vec![0u8; d.data.len() * 2];
+    for (out, &m) in bytes.chunks_exact_mut(2).zip(&d.data) {
         let mm = if m.is_finite() && m > 0.0 {
             (m * 1000.0).round().min(u16::MAX as f32) as u16
         } else {
             0
         };
-        bytes.extend_from_slice(&mm.to_le_bytes());
+        out.copy_from_slice(&mm.to_le_bytes());
     }
     rerun::DepthImage::from_data_type_and_bytes(bytes, [d.width, d.height], ChannelDatatype::U16)
         .with_meter(1000.0f32)

@@ -36,6 +36,12 @@ pub struct ViewArgs {
 /// Checks that a file looks like a Rerun recording (the `RRF2` header).
 fn check_rrd(path: &Path) -> Result<()> {
     use std::io::Read;
+    if path.is_dir() {
+        bail!(
+            "{} is a folder; give the .rrd file(s) inside it",
+            path.display()
+        );
+    }
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut magic = [0u8; 4];

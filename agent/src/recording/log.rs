@@ -976,6 +976,258 @@ mod tests {
         assert_eq!(mm, vec![1235, 0, 0, u16::MAX]);
     }
 
+    /// Every kind of event, logged to a memory sink: no error, and each lands where
+    /// `paths` says.
+    #[test]
+    fn every_event_kind_lands_on_its_entity() {
+        use crate::action::{GripperIntent, KeypointAction};
+        use crate::observation::{ArmState, BaseState, Proprioception};
+        use crate::policy::Candidate;
+        use crate::thor::{AxisAlignedBox, Metadata, ObjectMeta, Vec3};
+        use ember_calibration::thor::camera_pose;
+
+        let (rec, storage) = rerun::RecordingStreamBuilder::new("ember_test")
+            .recording_id("log-test")
+            .memory()
+            .unwrap();
+        let mut logger = EventLogger::new(
+            rec.clone(),
+            LogSettings {
+                depth: true,
+                segmentation: true,
+                objects: true,
+                prompt: true,
+                partial_replies: true,
+                jpeg_quality: Some(80),
+            },
+        );
+        let (w, h) = (64u32, 48u32);
+        let apple = ObjectMeta {
+            object_id: "Apple|+00.00|+00.90|+01.00".into(),
+            object_type: "Apple".into(),
+            visible: true,
+            axis_aligned_bounding_box: AxisAlignedBox::from_min_max(
+                Vec3::new(-0.05, 0.85, 0.95),
+                Vec3::new(0.05, 0.95, 1.05),
+            ),
+            ..Default::default()
+        };
+        let mug = ObjectMeta {
+            object_id: "Mug|+00.50|+00.90|+01.00".into(),
+            object_type: "Mug".into(),
+            axis_aligned_bounding_box: AxisAlignedBox::from_min_max(
+                Vec3::new(0.45, 0.85, 0.95),
+                Vec3::new(0.55, 0.95, 1.05),
+            ),
+            ..Default::default()
+        };
+        let meta = Metadata {
+            objects: vec![apple.clone(), mug.clone()],
+            inventory_objects: vec![crate::thor::InventoryObject {
+                object_id: mug.object_id.clone(),
+                object_type: "Mug".into(),
+            }],
+            ..Default::default()
+        };
+        let obs = Observation {
+            step: 0,
+            sim_time: Some(0.5),
+            cameras: vec![CameraFrame {
+                name: "front".into(),
+                rgb: Arc::new(RgbImage::black(w, h)),
+                depth: Some(Arc::new(DepthImage {
+                    width: w,
+                    height: h,
+                    data: vec![1.0; (w * h) as usize],
+                })),
+                instances: Some(Arc::new(InstanceImage {
+                    width: w,
+                    height: h,
+                    data: vec![1; (w * h) as usize],
+                    legend: vec![String::new(), apple.object_id.clone()],
+                })),
+                intrinsics: Some(Pinhole::from_vertical_fov(w, h, 1.2).unwrap()),
+                world_from_camera: Some(camera_pose(
+                    nalgebra::Point3::new(0.0, 0.9, 0.0),
+                    0.0,
+                    0.0,
+                )),
+            }],
+            proprio: Proprioception {
+                base: Some(BaseState {
+                    position: [0.0, 0.9, 0.0],
+                    yaw: 0.0,
+                    camera_pitch: 0.0,
+                    standing: true,
+                }),
+                arm: Some(ArmState {
+                    joint_positions: vec![0.1, 0.2],
+                    end_effector_position: Some([0.3, 0.0, 0.2]),
+                    end_effector_orientation: None,
+                }),
+                gripper: Some(1.0),
+                held_object: None,
+            },
+            sim: Some(Arc::new(meta)),
+        };
+        let c = QueueCounters::default();
+        let events = vec![
+            RecordEvent::EpisodeStart {
+                episode: EpisodeInfo {
+                    instruction: "find the apple".into(),
+                    ..Default::default()
+                },
+                world: WorldInfo {
+                    kind: "thor-lite".into(),
+                    endpoint: "inproc".into(),
+                    cameras: vec!["front".into()],
+                },
+            },
+            RecordEvent::Observation {
+                step: 0,
+                label: "init".into(),
+                observation: Arc::new(obs),
+            },
+            RecordEvent::Prompt {
+                step: 1,
+                text: "what next?".into(),
+            },
+            RecordEvent::PartialReply {
+                step: 1,
+                text: "<Think".into(),
+            },
+            RecordEvent::Decision {
+                step: 1,
+                decision: Decision {
+                    raw: "r".into(),
+                    thought: "t".into(),
+                    ..Default::default()
+                },
+            },
+            RecordEvent::Candidates {
+                step: 1,
+                candidates: vec![
+                    Candidate {
+                        label: 'A',
+                        position: [0.0, 0.9, 1.0],
+                        frame: "world".into(),
+                    },
+                    Candidate {
+                        label: 'B',
+                        position: [1.0, 0.0, 0.0],
+                        frame: "base".into(),
+                    },
+                    Candidate {
+                        label: 'C',
+                        position: [0.1, 0.2, 0.3],
+                        frame: "task".into(),
+                    },
+                ],
+            },
+            RecordEvent::Action {
+                step: 1,
+                action: Some(Action::Keypoint(KeypointAction {
+                    position: [0.0, 0.9, 1.0],
+                    frame: "world".into(),
+                    gripper: GripperIntent::Close,
+                    choice: Some('A'),
+                })),
+                text: String::new(),
+            },
+            RecordEvent::Action {
+                step: 2,
+                action: None,
+                text: "gibberish".into(),
+            },
+            RecordEvent::Feedback {
+                step: 1,
+                feedback: Feedback {
+                    success: false,
+                    kind: FeedbackKind::Failed,
+                    message: "no".into(),
+                },
+            },
+            RecordEvent::Timings {
+                step: 1,
+                timings: StepTimings::default(),
+            },
+            RecordEvent::Memory {
+                step: 1,
+                images: 2,
+                tokens: 30,
+            },
+            RecordEvent::Metrics {
+                step: 1,
+                values: vec![("success".into(), 1.0)],
+            },
+            RecordEvent::EpisodeEnd {
+                episode: 0,
+                summary: serde_json::json!({"success": true}),
+            },
+        ];
+        for e in &events {
+            logger.handle(e, &c);
+        }
+        assert_eq!(logger.errors(), 0);
+        rec.flush_blocking().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for msg in storage.take() {
+            if let rerun::log::LogMsg::ArrowMsg(store, arrow) = &msg
+                && store.kind() == rerun::StoreKind::Recording
+            {
+                let chunk = rerun::log::Chunk::from_arrow_msg(arrow).unwrap();
+                seen.insert(
+                    chunk
+                        .entity_path()
+                        .to_string()
+                        .trim_start_matches('/')
+                        .to_string(),
+                );
+            }
+        }
+        for path in [
+            paths::WORLD.to_string(),
+            paths::camera("front"),
+            paths::camera_image("front"),
+            paths::camera_layer("front", "rgb"),
+            paths::camera_layer("front", "depth"),
+            paths::camera_layer("front", "segmentation"),
+            paths::camera_layer("front", "candidates"),
+            paths::camera_layer("front", "keypoint"),
+            paths::AGENT.into(),
+            paths::AGENT_BODY.into(),
+            paths::END_EFFECTOR.into(),
+            paths::TRAJECTORY.into(),
+            paths::OBJECTS_VISIBLE.into(),
+            paths::OBJECTS_OTHER.into(),
+            paths::OBJECTS_HELD.into(),
+            paths::CANDIDATES.into(),
+            paths::KEYPOINT.into(),
+            "frames/task/candidates".into(),
+            paths::THOUGHT.into(),
+            paths::REPLY.into(),
+            paths::PROMPT.into(),
+            paths::EPISODE.into(),
+            paths::EPISODE_SUMMARY.into(),
+            paths::LOG_EPISODE.into(),
+            paths::LOG_OBSERVATION.into(),
+            paths::LOG_PROMPT.into(),
+            paths::LOG_REPLY.into(),
+            paths::LOG_ACTION.into(),
+            paths::LOG_FEEDBACK.into(),
+            "timings/step".into(),
+            "timings/decision/decode".into(),
+            "tokens/prompt".into(),
+            "memory/images".into(),
+            "metrics/success".into(),
+            "arm/joints/0".into(),
+            "arm/gripper".into(),
+            "recorder/dropped".into(),
+        ] {
+            assert!(seen.contains(&path), "{path} missing from {seen:?}");
+        }
+    }
+
     #[test]
     fn id_colours_differ() {
         let a = id_color(1);

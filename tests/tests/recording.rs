@@ -95,7 +95,6 @@ impl World for ThorLiteWorld {
 /// Walks the kitchen: the reply's last line is an AI2-THOR action (`MoveAhead`,
 /// `PickupObject <objectId>`...). Ends after `STEPS` actions.
 struct WalkHarness {
-    failures: Arc<std::sync::atomic::AtomicUsize>,
     executed: u64,
     held: Option<String>,
     last: Option<Arc<Observation>>,
@@ -155,10 +154,6 @@ impl Harness for WalkHarness {
             self.held = out.observation.proprio.held_object.clone();
         }
         let ok = out.feedback.success;
-        if !ok {
-            self.failures
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
         let obs = Arc::new(out.observation);
         self.last = Some(obs.clone());
         Ok(HarnessStep {
@@ -295,6 +290,48 @@ impl Policy for WalkPolicy {
     }
 }
 
+/// Forwards every event to the Rerun recorder and tallies what the loop sent, so the expected
+/// contents do not depend on the harness (an ER case with `observe` sends several frames per
+/// step; the tally counts them).
+struct Tee {
+    inner: Arc<RerunRecorder>,
+    sent: Mutex<Expected>,
+}
+
+impl Recorder for Tee {
+    fn record(&self, event: ember_agent::recorder::RecordEvent) {
+        use ember_agent::recorder::RecordEvent as E;
+        {
+            let mut e = self.sent.lock().unwrap();
+            match &event {
+                E::Observation {
+                    step, observation, ..
+                } => {
+                    *e.images.entry(*step).or_default() += observation.cameras.len().min(1);
+                }
+                E::Decision { step, decision } => {
+                    e.thoughts.insert(*step, decision.thought.clone());
+                    e.replies.insert(*step, decision.raw.clone());
+                }
+                E::Feedback { feedback, .. }
+                    if !(feedback.success && feedback.kind == FeedbackKind::Executed) =>
+                {
+                    e.feedback_warnings += 1;
+                }
+                E::Timings { step, .. } => e.timing_steps.push(*step),
+                _ => {}
+            }
+        }
+        self.inner.record(event);
+    }
+    fn flush(&self) -> ember_agent::Result<()> {
+        self.inner.flush()
+    }
+    fn stats(&self) -> ember_agent::recorder::RecorderStats {
+        self.inner.stats()
+    }
+}
+
 /// What the recording must contain, for the Python check.
 #[derive(Default)]
 struct Expected {
@@ -307,10 +344,14 @@ struct Expected {
 
 /// Runs the episode through the event loop, recording to `path`; returns what was sent.
 fn record_episode(path: &Path) -> Expected {
-    let recorder = Arc::new(
+    let rerun = Arc::new(
         RerunRecorder::open(&RecordingConfig::file(path), "test-floorplan5")
             .expect("open the recording"),
     );
+    let recorder = Arc::new(Tee {
+        inner: rerun.clone(),
+        sent: Mutex::default(),
+    });
     let world = ThorLiteWorld {
         sim: ThorLite::new(),
         settings: InitSettings {
@@ -330,12 +371,10 @@ fn record_episode(path: &Path) -> Expected {
         produced: produced.clone(),
     }));
     let memory = Memory::new(Budget::default(), Arc::new(EstimatedTokens), None);
-    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let outcome = rt.block_on(run_episode(
         Box::new(world),
         Box::new(WalkHarness {
-            failures: failures.clone(),
             executed: 0,
             held: None,
             last: None,
@@ -362,20 +401,22 @@ fn record_episode(path: &Path) -> Expected {
         stats.queued, 0,
         "the loop flushes the recorder at the end of the episode"
     );
-    recorder.close().expect("close");
+    rerun.close().expect("close");
 
-    let mut e = Expected::default();
-    for (step, (thought, raw)) in produced.lock().unwrap().iter() {
-        e.thoughts.insert(*step, thought.clone());
-        e.replies.insert(*step, raw.clone());
+    let sent = std::mem::take(&mut *recorder.sent.lock().unwrap());
+    // The thought and reply the loop recorded at step k are what the policy produced at step k.
+    let produced = produced.lock().unwrap().clone();
+    assert_eq!(produced.len() as u64, STEPS);
+    for (step, (thought, raw)) in &produced {
+        assert_eq!(sent.thoughts.get(step), Some(thought), "step {step}");
+        assert_eq!(sent.replies.get(step), Some(raw), "step {step}");
     }
-    // One observation after the reset (step 0) and one per action.
-    for step in 0..=STEPS {
-        e.images.insert(step, 1);
-        e.timing_steps.push(step);
-    }
-    e.feedback_warnings = failures.load(std::sync::atomic::Ordering::SeqCst);
-    e
+    // One frame after the reset (step 0) and at least one per action.
+    assert_eq!(
+        sent.images.keys().copied().collect::<Vec<_>>(),
+        (0..=STEPS).collect::<Vec<_>>()
+    );
+    sent
 }
 
 fn expected_json(e: &Expected) -> Value {

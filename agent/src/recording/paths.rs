@@ -18,6 +18,7 @@
 //! world/objects/held                     Boxes3D: the held object
 //! world/candidates                       Points3D: keypoint candidates (A..D)
 //! world/keypoint                         Points3D: the chosen keypoint
+//! frames/{frame}/{candidates,keypoint}   Points3D stated in frames other than world/base
 //! reasoning/thought                      TextDocument: the model's thought at this step
 //! reasoning/reply                        TextDocument: the raw reply (streamed while live)
 //! reasoning/prompt                       TextDocument: the prompt text sent

@@ -240,6 +240,18 @@ impl EventQueue {
         self.progress.notify_all();
     }
 
+    /// The consumer is gone: the event it was working on (if any) and everything queued are
+    /// counted as dropped, and the queue is closed (nobody waits for room or progress again).
+    pub fn consumer_gone(&self) {
+        {
+            let mut st = self.lock();
+            if st.in_progress.take().is_some() {
+                st.counters.dropped += 1;
+            }
+        }
+        self.abandon();
+    }
+
     /// The counters now.
     pub fn counters(&self) -> QueueCounters {
         let st = self.lock();
@@ -363,6 +375,25 @@ mod tests {
             Some(RecordEvent::PartialReply { step: 3, text }) => assert_eq!(text, "abc"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_vanished_consumer_releases_waiting_producers() {
+        let q = Arc::new(EventQueue::new(1, 1, Overflow::Block));
+        q.push(timing(0));
+        let producer = {
+            let q = q.clone();
+            std::thread::spawn(move || q.push(timing(1)))
+        };
+        // The consumer takes one event and dies without finishing it.
+        assert!(q.pop().is_some());
+        q.consumer_gone();
+        producer.join().unwrap();
+        assert!(q.wait_drained(Duration::from_secs(5)));
+        let c = q.counters();
+        // Two pushes: neither was written; both are counted as dropped, whichever way the race
+        // between the producer and the vanishing consumer went.
+        assert_eq!((c.written, c.queued, c.dropped), (0, 0, 2), "{c:?}");
     }
 
     #[test]

@@ -188,18 +188,37 @@ impl RerunRecorder {
     }
 }
 
+/// Closes the queue when the recorder thread ends, however it ends, so that a producer waiting
+/// for room (file mode) is released instead of waiting forever.
+struct CloseOnExit(Arc<EventQueue>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.consumer_gone();
+    }
+}
+
 fn worker(queue: Arc<EventQueue>, shared: Arc<ThreadShared>, mut logger: EventLogger) {
+    let _guard = CloseOnExit(queue.clone());
+    let mut panics = 0u64;
     while let Some(event) = queue.pop() {
         let t0 = Instant::now();
         let counters = queue.counters();
-        logger.handle(&event, &counters);
+        // A bug in turning one event into archetypes must not end the recording.
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            logger.handle(&event, &counters)
+        }));
+        if handled.is_err() {
+            panics += 1;
+            tracing::error!("recorder: logging an event panicked ({panics} so far); skipped it");
+        }
         drop(event);
         let dt = t0.elapsed().as_secs_f64();
         {
             let mut s = shared.stats.lock().unwrap_or_else(|e| e.into_inner());
             s.events += 1;
             s.busy_seconds += dt;
-            s.errors = logger.errors();
+            s.errors = logger.errors() + panics;
         }
         queue.done();
     }

@@ -59,6 +59,9 @@ pub struct RecorderBenchArgs {
     /// Record colour as JPEG with this quality instead of lossless.
     #[arg(long)]
     pub jpeg_quality: Option<u8>,
+    /// Write the .rrd footer (the chunk index Rerun keeps in memory until the file closes).
+    #[arg(long)]
+    pub footer: bool,
     /// Keep the recordings in this folder (default: a temporary folder; the long run goes to
     /// /dev/null unless this is given).
     #[arg(long, value_name = "DIR")]
@@ -291,9 +294,10 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-fn config(path: PathBuf, jpeg: Option<u8>) -> RecordingConfig {
+fn config(path: PathBuf, jpeg: Option<u8>, footer: bool) -> RecordingConfig {
     RecordingConfig {
         jpeg_quality: jpeg,
+        footer,
         ..RecordingConfig::file(path)
     }
 }
@@ -320,7 +324,10 @@ pub fn run(a: RecorderBenchArgs) -> Result<()> {
 
     // 1. Loop thread, paced at the thor-lite step time.
     let paced_path = dir.join("paced.rrd");
-    let rec = RerunRecorder::open(&config(paced_path.clone(), a.jpeg_quality), "bench-paced")?;
+    let rec = RerunRecorder::open(
+        &config(paced_path.clone(), a.jpeg_quality, a.footer),
+        "bench-paced",
+    )?;
     start_episode(&rec, &a.scene);
     let pb = bar(a.short_steps, "loop thread");
     let mut loop_costs = Vec::with_capacity(a.short_steps as usize);
@@ -347,7 +354,7 @@ pub fn run(a: RecorderBenchArgs) -> Result<()> {
 
     // 2. Recorder thread, unpaced.
     let rec = RerunRecorder::open(
-        &config(dir.join("throughput.rrd"), a.jpeg_quality),
+        &config(dir.join("throughput.rrd"), a.jpeg_quality, a.footer),
         "bench-throughput",
     )?;
     start_episode(&rec, &a.scene);
@@ -370,7 +377,10 @@ pub fn run(a: RecorderBenchArgs) -> Result<()> {
         None => PathBuf::from("/dev/null"),
     };
     let (rss_before, _) = rss();
-    let rec = RerunRecorder::open(&config(long_path.clone(), a.jpeg_quality), "bench-long")?;
+    let rec = RerunRecorder::open(
+        &config(long_path.clone(), a.jpeg_quality, a.footer),
+        "bench-long",
+    )?;
     start_episode(&rec, &a.scene);
     let pb = bar(a.steps, "memory");
     let mut samples = Vec::new();

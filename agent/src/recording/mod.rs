@@ -7,11 +7,13 @@
 //!   ([`log`]) on the timelines `step`, `episode` (and `sim_time`, `frame`). Files never drop
 //!   events (the loop waits when the queue is full); live viewers drop the oldest camera frames
 //!   and count them.
+//! - [`file_sink`]: the `.rrd` writer (synchronous encoding, so memory stays bounded).
 //! - [`frames`]: coordinate conventions (AI2-THOR's left-handed y-up world made right-handed and
 //!   z up; optical camera frames), so images and 3-D boxes line up in the viewer.
 //! - [`layout`]: the default viewer layout (a Rerun blueprint).
 //! - [`paths`]: the entity paths, in one place (the tests and the README use them).
 
+pub mod file_sink;
 pub mod frames;
 pub mod layout;
 pub mod log;
@@ -91,6 +93,11 @@ pub struct RecordingConfig {
     pub recording_id: Option<String>,
     /// Seconds `flush` waits for a live viewer before giving up.
     pub flush_timeout: f64,
+    /// Write the `.rrd` footer (an index of every chunk, for random access in large files).
+    /// Rerun keeps that index in memory until the file is closed, about ten kilobytes per chunk
+    /// (several chunks per step), so it is off by default; `rerun rrd optimize` adds it to a
+    /// finished file.
+    pub footer: bool,
 }
 
 impl Default for RecordingConfig {
@@ -112,6 +119,7 @@ impl Default for RecordingConfig {
             application_id: "ember".to_string(),
             recording_id: None,
             flush_timeout: 10.0,
+            footer: false,
         }
     }
 }

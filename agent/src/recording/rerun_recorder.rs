@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::file_sink::RrdFileSink;
 use super::log::{EventLogger, LogSettings};
 use super::queue::{EventQueue, Overflow};
 use super::{DEFAULT_VIEWER_URL, RecordingConfig, RecordingMode};
@@ -67,9 +68,11 @@ impl RerunRecorder {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                 }
-                builder
-                    .save(&path)
-                    .map_err(|e| Error::Recorder(format!("cannot write {}: {e}", path.display())))?
+                let sink = RrdFileSink::create(&path, config.footer)?;
+                let sinks: Vec<Box<dyn rerun::sink::LogSink>> = vec![Box::new(sink)];
+                builder.set_sinks(sinks).map_err(|e| {
+                    Error::Recorder(format!("cannot record to {}: {e}", path.display()))
+                })?
             }
             RecordingMode::Spawn => {
                 let mut opts = rerun::SpawnOptions {

@@ -21,8 +21,12 @@
 //!   - [`recording`]: the Rerun recorder behind the `Recorder` contract (its own thread, a
 //!     bounded queue, file / spawned viewer / running viewer sinks, the entity paths and the
 //!     default viewer layout) and the `[recording]` launch-file table.
+//! - Task families:
+//!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
+//!     parser, executor, legality, ending rules, trajectory records, metrics and summaries).
 
 pub mod action;
+pub mod er;
 pub mod error;
 pub mod event_loop;
 pub mod harness;

@@ -3,7 +3,9 @@
 //! - `ember sim scenes`: list the 120 iTHOR scenes with room type and object counts.
 //! - `ember sim shot`: render one view of a scene to PNG (RGB, optional depth and
 //!   segmentation).
+//! - `ember sim serve`: serve thor-lite over the bridge protocol (ZeroMQ) until Ctrl-C.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -19,6 +21,9 @@ pub enum SimCommand {
     Scenes(ScenesArgs),
     /// Render one view of a scene to PNG files (thor-lite's CPU renderer).
     Shot(ShotArgs),
+    /// Serve thor-lite over the bridge protocol (ember-sim/1, ZeroMQ) until Ctrl-C or a
+    /// `close` request.
+    Serve(ServeArgs),
 }
 
 /// Options of `ember sim scenes`.
@@ -63,6 +68,10 @@ pub struct ShotArgs {
     /// Print the objects visible in the view.
     #[arg(long)]
     pub list_visible: bool,
+    /// An AI2-THOR action (JSON) to run before the shot, after placing the camera; repeat
+    /// for several, e.g. `--act '{"action":"OpenObject","objectId":"Fridge|+01.98|+00.00|-00.54","forceAction":true}'`.
+    #[arg(long = "act", value_name = "JSON")]
+    pub actions: Vec<String>,
     /// The RGB output file.
     #[arg(long)]
     pub out: PathBuf,
@@ -73,14 +82,32 @@ pub fn run(cmd: SimCommand) -> Result<()> {
     match cmd {
         SimCommand::Scenes(a) => scenes(a),
         SimCommand::Shot(a) => shot(a),
+        SimCommand::Serve(a) => serve(a),
     }
+}
+
+/// Writes a line to stdout; a closed pipe (`| head`) ends the listing quietly.
+macro_rules! out {
+    ($($t:tt)*) => {
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+    };
 }
 
 fn scenes(a: ScenesArgs) -> Result<()> {
     if !a.json {
-        println!(
+        out!(
             "{:<14} {:<13} {:>7} {:>10} {:>11} {:>8}  start (x, z, yaw)",
-            "scene", "room", "objects", "pickupable", "receptacles", "openable"
+            "scene",
+            "room",
+            "objects",
+            "pickupable",
+            "receptacles",
+            "openable"
         );
     }
     for name in ThorLite::scene_names() {
@@ -89,9 +116,9 @@ fn scenes(a: ScenesArgs) -> Result<()> {
             continue;
         }
         if a.json {
-            println!("{}", serde_json::to_string(&s)?);
+            out!("{}", serde_json::to_string(&s)?);
         } else {
-            println!(
+            out!(
                 "{:<14} {:<13} {:>7} {:>10} {:>11} {:>8}  ({:.2}, {:.2}, {:.0})",
                 s.name,
                 s.room_type,
@@ -170,6 +197,27 @@ fn shot(a: ShotArgs) -> Result<()> {
             bail!("could not place the camera: {}", ev.metadata.error_message);
         }
     }
+    for (k, text) in a.actions.iter().enumerate() {
+        let v: Value = serde_json::from_str(text)
+            .with_context(|| format!("--act #{}: not JSON: {text}", k + 1))?;
+        let Value::Object(map) = v else {
+            bail!(
+                "--act #{}: expected a JSON object like {{\"action\": \"OpenObject\", ...}}",
+                k + 1
+            );
+        };
+        ev = sim
+            .step(&map)
+            .with_context(|| format!("--act #{}", k + 1))?;
+        if !ev.metadata.last_action_success {
+            eprintln!(
+                "--act #{} ({}) failed: {}",
+                k + 1,
+                ev.metadata.last_action,
+                ev.metadata.error_message
+            );
+        }
+    }
     let rgb = ev
         .frames
         .rgb
@@ -195,7 +243,7 @@ fn shot(a: ShotArgs) -> Result<()> {
         write_rgb(path, s.width, s.height, data)?;
     }
     let m = &ev.metadata;
-    println!(
+    out!(
         "{}: agent ({:.2}, {:.2}, {:.2}) yaw {:.0} horizon {:.0}, {} of {} objects visible -> {}",
         m.scene_name,
         m.agent.position.x,
@@ -209,7 +257,7 @@ fn shot(a: ShotArgs) -> Result<()> {
     );
     if a.list_visible {
         for o in m.objects.iter().filter(|o| o.visible) {
-            println!(
+            out!(
                 "  {:<50} {:>5.2} m{}",
                 o.object_id,
                 o.distance,
@@ -241,4 +289,84 @@ fn id_colour(id: u32) -> [u8; 3] {
         ((h >> 8) & 0xff) as u8 | 0x20,
         ((h >> 16) & 0xff) as u8 | 0x20,
     ]
+}
+
+/// Options of `ember sim serve`. The size and render options are the defaults a `reset`
+/// request gets for the settings it leaves out.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// ZeroMQ endpoint to bind: tcp://HOST:PORT (PORT may be * for a free port) or ipc://PATH.
+    #[arg(long, default_value = "tcp://127.0.0.1:5555")]
+    pub endpoint: String,
+    /// Default frame width in pixels.
+    #[arg(long, default_value_t = InitSettings::default().width)]
+    pub width: u32,
+    /// Default frame height in pixels.
+    #[arg(long, default_value_t = InitSettings::default().height)]
+    pub height: u32,
+    /// Default vertical field of view in degrees.
+    #[arg(long, default_value_t = InitSettings::default().field_of_view)]
+    pub fov: f64,
+    /// Default grid size for moves, metres.
+    #[arg(long, default_value_t = InitSettings::default().grid_size)]
+    pub grid_size: f64,
+    /// Default visibility distance, metres.
+    #[arg(long, default_value_t = InitSettings::default().visibility_distance)]
+    pub visibility_distance: f64,
+    /// Render depth frames unless a reset says otherwise.
+    #[arg(long)]
+    pub depth: bool,
+    /// Render instance segmentation unless a reset says otherwise.
+    #[arg(long)]
+    pub instances: bool,
+    /// Largest width or height a reset may ask for, pixels.
+    #[arg(long, default_value_t = ember_sim_bridge::protocol::Limits::default().max_side)]
+    pub max_side: u32,
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    use ember_sim_bridge::protocol::{Limits, PROTOCOL_VERSION};
+    use ember_sim_bridge::{Server, ServerConfig};
+
+    let defaults = InitSettings {
+        width: a.width,
+        height: a.height,
+        field_of_view: a.fov,
+        grid_size: a.grid_size,
+        visibility_distance: a.visibility_distance,
+        render_depth_image: a.depth,
+        render_instance_segmentation: a.instances,
+        ..InitSettings::default()
+    };
+    let limits = Limits {
+        max_side: a.max_side,
+        ..Limits::default()
+    };
+    // Refuse defaults that every reset would then fail on.
+    ember_sim_bridge::protocol::resolve_settings(&defaults, &Map::new(), &limits)
+        .map_err(|e| anyhow::anyhow!("default settings: {e}"))?;
+    let mut server = Server::bind(
+        &a.endpoint,
+        Box::new(ThorLite::new()),
+        ServerConfig { defaults, limits },
+    )?;
+    let stop = server.stop_handle();
+    ctrlc::set_handler(move || stop.stop()).context("installing the Ctrl-C handler")?;
+    // A stable line that scripts and tests wait for.
+    println!(
+        "ember sim serve: serving {PROTOCOL_VERSION} (thor-lite) on {}",
+        server.endpoint()
+    );
+    let summary = server.serve()?;
+    println!(
+        "ember sim serve: stopped after {} requests ({} error replies){}",
+        summary.requests,
+        summary.errors,
+        if summary.closed_by_request {
+            ", by a close request"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }

@@ -91,14 +91,26 @@ def dist_to_reachable(x, z, pts):
 
 
 def sides(o, pts):
-    """Front (nearest the free floor) and back (farthest) side of an object's box."""
+    """Front (the side with the most free floor in front of it) and back (the least) side of
+    an object's box. Free floor: the ALFWorld reachable points in a band 0.05-0.9 m beyond the
+    face, as wide as the face; ties go to the side whose nearest reachable point is closest."""
     x0, _, z0, x1, _, z1 = aabb(o)
     cx, cz = (x0 + x1) / 2, (z0 + z1) / 2
+    bands = [
+        (x1 + 0.05, z0, x1 + 0.9, z1),
+        (x0 - 0.9, z0, x0 - 0.05, z1),
+        (x0, z1 + 0.05, x1, z1 + 0.9),
+        (x0, z0 - 0.9, x1, z0 - 0.05),
+    ]
     d = 0.35
     probes = [(x1 + d, cz), (x0 - d, cz), (cx, z1 + d), (cx, z0 - d)]
-    dist = [dist_to_reachable(px, pz, pts) for px, pz in probes]
-    front = min(range(4), key=lambda k: (round(dist[k], 3), k))
-    back = max(range(4), key=lambda k: (round(dist[k], 3), -k))
+    score = []
+    for k, (bx0, bz0, bx1, bz1) in enumerate(bands):
+        n = sum(1 for px, pz in pts if bx0 - 0.13 <= px <= bx1 + 0.13 and bz0 - 0.13 <= pz <= bz1 + 0.13)
+        near = dist_to_reachable(probes[k][0], probes[k][1], pts)
+        score.append((n, -round(near, 3)))
+    front = max(range(4), key=lambda k: (score[k], -k))
+    back = min(range(4), key=lambda k: (score[k], k))
     return front, back
 
 
@@ -208,11 +220,18 @@ def counter_bodies(objs, derived, pts):
         x0, y0, z0, x1, y1, z1 = aabb(o)
         if y0 < 0.3:  # a full box already (rare)
             continue
+        y1 = max(y1, y0 + 0.01)
         g = Grid(x0, z0, x1, z1)
         # the slab box spans x0..x1 exactly; cells partially outside are trimmed below
         g.fill(x0, z0, x1, z1, 1)
         for px, pz in pts:
             g.fill(px - AGENT_RADIUS, pz - AGENT_RADIUS, px + AGENT_RADIUS, pz + AGENT_RADIUS, 0)
+        # the slab has holes where basins are let into it
+        for p in objs:
+            if p["objectType"] in ("SinkBasin", "BathtubBasin"):
+                a = aabb(p)
+                if a[3] > x0 and a[0] < x1 and a[5] > z0 and a[2] < z1 and a[1] < y1 and a[4] > y0 - 0.3:
+                    g.fill(a[0], a[2], a[3], a[5], 0)
         surface = clip_rects(rects_from_mask(g.v, x0, z0), x0, z0, x1, z1)
         for k, p in enumerate(objs):
             if k == idx or p["objectType"] in ("Floor", "CounterTop"):

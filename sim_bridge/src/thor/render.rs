@@ -29,6 +29,9 @@ pub struct Quad {
     pub id: u32,
     /// Drawn from both sides (faces of open shells, whose inside can be seen).
     pub two_sided: bool,
+    /// Pushed back by a tiny depth bias (room surfaces), so that objects' faces lying on the
+    /// floor or against a wall win the depth test.
+    pub recessed: bool,
 }
 
 /// A camera: position and AI2-THOR yaw/horizon, plus the image it makes.
@@ -122,7 +125,9 @@ fn shade(color: [f32; 3], n: V3, inside: bool) -> [u8; 3] {
     let d = n.dot(l).max(0.0) as f32;
     // Faces pointing sideways differ by azimuth too, so neighbouring walls and box sides read.
     let side = (0.06 * n.x - 0.03 * n.z) as f32;
-    let mut k = 0.58 + 0.42 * d + side;
+    // Downward faces (ceilings, undersides) get some light bounced from the floor.
+    let bounce = (0.18 * (-n.y).max(0.0)) as f32;
+    let mut k = 0.58 + 0.42 * d + side + bounce;
     if inside {
         k *= 0.72;
     }
@@ -352,7 +357,14 @@ impl Raster {
             // 1/z = (nx (sx - cx)/focal - ny (sy - cy)/focal + nz) / dist
             let ia = nc.x / (focal * dist);
             let ib = -nc.y / (focal * dist);
-            let ic = (nc.z - nc.x * cx / focal + nc.y * cy / focal) / dist;
+            let mut ic = (nc.z - nc.x * cx / focal + nc.y * cy / focal) / dist;
+            let (mut ia, mut ib) = (ia, ib);
+            if q.recessed {
+                const BIAS: f64 = 1.0 - 2e-5;
+                ia *= BIAS;
+                ib *= BIAS;
+                ic *= BIAS;
+            }
             screen.clear();
             for p in &poly {
                 screen.push((cx + focal * p.x / p.z, cy - focal * p.y / p.z));
@@ -509,6 +521,7 @@ mod tests {
             color: [0.5, 0.5, 0.5],
             id,
             two_sided: false,
+            recessed: false,
         }
     }
 

@@ -187,6 +187,8 @@ pub(crate) enum Style {
     FrontOpen,
     /// A seat or bed: a low box up to the seat height plus a back rest at the back side.
     Seat { seat_dy: f64 },
+    /// A shelf: only the plank at the bottom of its box (the box spans the space above it).
+    Plank { thickness: f64 },
     /// A CounterTop slab over its derived solid body.
     Counter,
     /// An openable container: closed box when closed; open it loses the face named here.
@@ -411,6 +413,7 @@ fn room_quads(room: &RoomMask, floor_y: f64, ceiling_y: f64, floor_id: u32) -> V
             color: floor_c,
             id: floor_id,
             two_sided: false,
+            recessed: true,
         });
         quads.push(Quad {
             v: [
@@ -423,6 +426,7 @@ fn room_quads(room: &RoomMask, floor_y: f64, ceiling_y: f64, floor_id: u32) -> V
             color: ceil_c,
             id: 0,
             two_sided: false,
+            recessed: true,
         });
     }
     // Walls: boundary edges between inside and outside cells, merged along their line.
@@ -440,6 +444,7 @@ fn room_quads(room: &RoomMask, floor_y: f64, ceiling_y: f64, floor_id: u32) -> V
             color: wall_c,
             id: 0,
             two_sided: false,
+            recessed: true,
         });
     };
     // Walls facing +z / -z (horizontal edges between rows j-1 and j).

@@ -221,9 +221,9 @@ impl ThorLite {
     }
 
     fn check_settings(s: &InitSettings) -> Result<(), SimError> {
-        if s.width == 0 || s.height == 0 || s.width > 8192 || s.height > 8192 {
+        if s.width == 0 || s.height == 0 || s.width > 4096 || s.height > 4096 {
             return Err(SimError::BadSetting(format!(
-                "width x height {}x{} must be within 1..=8192",
+                "width x height {}x{} must be within 1..=4096",
                 s.width, s.height
             )));
         }
@@ -245,9 +245,9 @@ impl ThorLite {
                 s.visibility_distance
             )));
         }
-        if !(s.rotate_step_degrees > 0.0 && s.rotate_step_degrees.is_finite()) {
+        if !(s.rotate_step_degrees >= 0.1 && s.rotate_step_degrees <= 360.0) {
             return Err(SimError::BadSetting(format!(
-                "rotateStepDegrees {} must be > 0",
+                "rotateStepDegrees {} must be in [0.1, 360]",
                 s.rotate_step_degrees
             )));
         }
@@ -1419,53 +1419,5 @@ fn build_metadata(
         collided_objects: out.collided_with.clone().unwrap_or_default(),
         is_scene_at_rest: true,
         depth_format: "Meters".into(),
-    }
-}
-
-#[cfg(test)]
-mod perf {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn zz_render_breakdown() {
-        use crate::thor::render::{Camera, Raster};
-        let mut t = ThorLite::new();
-        let s = InitSettings {
-            width: 800,
-            height: 450,
-            ..InitSettings::default()
-        };
-        t.reset("FloorPlan5", &s).unwrap();
-        let w = t.world.as_ref().unwrap();
-        let cam: Camera = w.camera_at(&w.agent, &s);
-        let mut r = Raster::default();
-        let n = 50;
-        let t0 = std::time::Instant::now();
-        let mut q = Vec::new();
-        for _ in 0..n {
-            q = w.quads(true);
-        }
-        let tq = t0.elapsed() / n;
-        let t0 = std::time::Instant::now();
-        for _ in 0..n {
-            r.clear(800, 450, true);
-        }
-        let tc = t0.elapsed() / n;
-        let t0 = std::time::Instant::now();
-        for _ in 0..n {
-            r.clear(800, 450, true);
-            r.draw(&cam, &q, true, None);
-        }
-        let td = t0.elapsed() / n - tc;
-        let t0 = std::time::Instant::now();
-        for _ in 0..n {
-            r.resolve(true);
-        }
-        let tr = t0.elapsed() / n;
-        println!(
-            "quads {} : build {tq:?} clear {tc:?} draw {td:?} resolve {tr:?}",
-            q.len()
-        );
     }
 }

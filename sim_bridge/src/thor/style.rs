@@ -229,6 +229,23 @@ pub(crate) fn derive_styles(
             .iter()
             .filter(|c| centre_inside(c, p) && bottom(c) < top(p) - 0.03)
             .collect();
+        // Things resting on p below its top whose footprint overlaps p's: p's box encloses
+        // them (shelves, cubbies) even when their centre pokes out.
+        let (pmin, pmax) = (
+            p.axis_aligned_bounding_box.min(),
+            p.axis_aligned_bounding_box.max(),
+        );
+        let sunk = resting.iter().any(|c| {
+            let (cmin, cmax) = (
+                c.axis_aligned_bounding_box.min(),
+                c.axis_aligned_bounding_box.max(),
+            );
+            bottom(c) < top(p) - 0.03
+                && cmin.x < pmax.x
+                && cmax.x > pmin.x
+                && cmin.z < pmax.z
+                && cmax.z > pmin.z
+        });
         let height = top(p) - bottom(p);
         let style = if t == "Floor" {
             Style::Skip
@@ -244,6 +261,18 @@ pub(crate) fn derive_styles(
             Style::Openable { open_face }
         } else if TOP_OPEN.contains(&t) {
             Style::TopOpen
+        } else if t == "Shelf" {
+            let plank = resting
+                .iter()
+                .map(|c| bottom(c) - bottom(p))
+                .filter(|d| *d > 0.005)
+                .fold(f64::INFINITY, f64::min);
+            let thickness = if plank.is_finite() {
+                plank.min(height)
+            } else {
+                0.02f64.min(height)
+            };
+            Style::Plank { thickness }
         } else if SEATS.contains(&t) && !resting_inside.is_empty() {
             let seat = resting_inside
                 .iter()
@@ -257,7 +286,7 @@ pub(crate) fn derive_styles(
             } else {
                 Style::FrontOpen
             }
-        } else if !contained.is_empty() {
+        } else if !contained.is_empty() || sunk {
             Style::FrontOpen
         } else {
             Style::Solid
@@ -275,6 +304,8 @@ pub(crate) fn derive_styles(
                 Some((lowest - bottom(p)).clamp(0.0, height))
             } else if INSIDE.contains(&t) {
                 Some((0.02 * height).min(0.02))
+            } else if let Style::Plank { thickness } = style {
+                Some(thickness)
             } else {
                 Some(height)
             }
@@ -320,6 +351,7 @@ fn box_quads(
             color,
             id,
             two_sided,
+            recessed: false,
         });
     }
 }
@@ -374,6 +406,12 @@ pub(crate) fn object_quads(l: &Look<'_>, out: &mut Vec<Quad>) {
                 };
                 box_quads(&b, color, l.id, true, |k| k != gone, out);
             }
+        }
+        Style::Plank { thickness } => {
+            let (min, max) = b.min_max();
+            let plank =
+                Obox::from_min_max(min, V3::new(max.x, (min.y + thickness).min(max.y), max.z));
+            box_quads(&plank, color, l.id, false, |_| true, out);
         }
         Style::Seat { seat_dy } => {
             let (min, max) = b.min_max();

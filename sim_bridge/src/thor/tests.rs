@@ -848,3 +848,108 @@ fn reachable_agreement_report() {
         assert!(b as f64 / r as f64 > 0.85, "{room}: recall below 0.85");
     }
 }
+
+/// Receptacles whose boxes contain their contents (a sink basin, a shelving unit's shelves)
+/// are drawn as open shells: what they hold can be seen and reached.
+#[test]
+fn contents_of_enclosing_boxes_can_be_seen() {
+    let (mut t, ev) = sim("FloorPlan5", &bench_settings());
+    let basin = first_of_type(&ev, "SinkBasin");
+    let in_basin: Vec<String> = ev
+        .metadata
+        .objects
+        .iter()
+        .filter(|o| {
+            o.parent_receptacles
+                .as_ref()
+                .is_some_and(|p| p.contains(&basin))
+        })
+        .map(|o| o.object_id.clone())
+        .collect();
+    assert!(in_basin.len() >= 2, "{in_basin:?}");
+    let unit = first_of_type(&ev, "ShelvingUnit");
+    let ub = obj(&ev, &unit).axis_aligned_bounding_box.clone();
+    let on_shelves: Vec<String> = ev
+        .metadata
+        .objects
+        .iter()
+        .filter(|o| {
+            let c = o.axis_aligned_bounding_box.center;
+            let (mn, mx) = (ub.min(), ub.max());
+            o.pickupable
+                && c.x > mn.x
+                && c.x < mx.x
+                && c.y > mn.y
+                && c.y < mx.y
+                && c.z > mn.z
+                && c.z < mx.z
+        })
+        .map(|o| o.object_id.clone())
+        .collect();
+    assert!(!on_shelves.is_empty());
+    for id in in_basin.iter().chain(&on_shelves) {
+        let ps = poses(&mut t, id);
+        assert!(
+            !ps.is_empty(),
+            "{id} cannot be seen inside its enclosing box"
+        );
+        let e = teleport_to(&mut t, &ps[ps.len() / 2]);
+        assert!(obj(&e, id).visible, "{id}");
+    }
+}
+
+/// Things inside closed cabinets and drawers cannot be seen; once the container is open they
+/// can be seen and taken (a lower cabinet, a drawer that slides out, a wall cabinet).
+#[test]
+fn opened_cabinets_and_drawers_show_their_contents() {
+    for (scene, item, container) in [
+        (
+            "FloorPlan6",
+            "Pot|-02.31|+00.11|+00.90",
+            "Cabinet|-02.15|+00.40|+00.70",
+        ),
+        (
+            "FloorPlan8",
+            "SprayBottle|-00.01|+00.10|-01.55",
+            "Cabinet|-00.20|+00.40|-01.39",
+        ),
+        (
+            "FloorPlan10",
+            "Knife|+00.87|+00.70|-00.60",
+            "Drawer|+00.64|+00.76|-00.65",
+        ),
+        (
+            "FloorPlan11",
+            "Cup|-00.50|+01.32|-01.79",
+            "Cabinet|-00.19|+01.69|-01.65",
+        ),
+    ] {
+        let (mut t, _) = sim(scene, &bench_settings());
+        assert!(
+            poses(&mut t, item).is_empty(),
+            "{scene}: {item} seen through its closed {container}"
+        );
+        let e = step(
+            &mut t,
+            json!({"action": "OpenObject", "objectId": container, "forceAction": true}),
+        );
+        assert!(
+            e.metadata.last_action_success,
+            "{scene}: {}",
+            e.metadata.error_message
+        );
+        let ps = poses(&mut t, item);
+        assert!(
+            !ps.is_empty(),
+            "{scene}: {item} not visible in its open {container}"
+        );
+        let e = teleport_to(&mut t, &ps[0]);
+        assert!(obj(&e, item).visible);
+        let e = step(&mut t, json!({"action": "PickupObject", "objectId": item}));
+        assert!(
+            e.metadata.last_action_success,
+            "{scene}: {}",
+            e.metadata.error_message
+        );
+    }
+}

@@ -1,292 +1,68 @@
-//! Recording a thor-lite episode through the real event loop to `.rrd`, reading it back with
-//! the Python `rerun-sdk`, and opening it in the real viewer under Xvfb.
+//! Recording an Embodied-Reasoner episode on thor-lite through the real event loop to `.rrd`,
+//! reading it back with the Python `rerun-sdk`, and opening it in the real viewer under Xvfb.
 //!
-//! The episode: `ember_agent::event_loop::run_episode` drives thor-lite (the FloorPlan5
-//! kitchen, a training scene, at 800x450 with depth and segmentation) with a small walking
-//! harness and a scripted policy that writes a thought and an action per step (streamed in
-//! pieces, as a language model does) and picks up the nearest reachable object as soon as
-//! there is one. Everything the loop sends goes to the Rerun recorder in file mode. The Python
-//! check compares what it reads against what the policy produced (`expected.json`, written
-//! here).
-//!
-//! When the Embodied-Reasoner harness and the bridge's `SimWorld` are on main, the same checks
-//! apply unchanged to an ER case run with them (swap `WalkHarness`/`ThorLiteWorld`).
+//! The episode: `ember_agent::event_loop::run_episode` runs the ER harness on a sample case in
+//! the FloorPlan5 kitchen (a training scene; "Could you get me an Apple?") with the built-in
+//! oracle policy, on thor-lite in process through the bridge's `SimWorld` at 800x450 with depth
+//! and instance segmentation. Everything the loop sends goes to the Rerun recorder in file
+//! mode. A tee records what was sent; the Python check (`tests/python/check_rrd.py`) compares
+//! the file against it (`expected.json`, written here), and the test checks that what was sent
+//! is what the policy produced.
 //!
 //! Tools: see `ember_tests::tools` (`EMBER_PYTHON`, `EMBER_RERUN`; under `CI=true` a missing
-//! tool fails the test, otherwise it is skipped).
+//! tool fails the test, otherwise it is skipped). `EMBER_TEST_RRD_OUT=FILE` keeps the recording
+//! and `EMBER_SCREENSHOT_OUT=PNG` the screenshot.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use ember_agent::er::cases::load_cases;
+use ember_agent::er::{ErHarness, Mode, PromptVariant, sim_settings};
 use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
 use ember_agent::memory::{Budget, EstimatedTokens, Memory};
-use ember_agent::policy::{
-    Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Privileged, Role,
-};
+use ember_agent::policies::OraclePolicy;
+use ember_agent::policy::{Context, Decision, EpisodeInfo, FeedbackKind, Policy};
 use ember_agent::recorder::Recorder;
 use ember_agent::recording::{RecordingConfig, RerunRecorder, paths};
-use ember_agent::world::{
-    Command as WorldCommand, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo,
-};
-use ember_agent::{Action, DiscreteAction, Harness, HarnessStep, Observation, Verb};
-use ember_sim_bridge::thor::ThorLite;
-use ember_sim_bridge::{InitSettings, Simulator};
-use ember_tests::thor_obs::observation;
+use ember_sim_bridge::InitSettings;
+use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
 use ember_tests::tools;
 use serde_json::{Map, Value, json};
 
-const WIDTH: u32 = 800;
-const HEIGHT: u32 = 450;
-const STEPS: u64 = 12;
-
-/// thor-lite as a `World` (in process).
-struct ThorLiteWorld {
-    sim: ThorLite,
-    settings: InitSettings,
-    step: u64,
-}
-
-impl World for ThorLiteWorld {
-    fn info(&self) -> WorldInfo {
-        WorldInfo {
-            kind: "thor-lite".into(),
-            endpoint: "inproc".into(),
-            cameras: vec!["front".into()],
-        }
-    }
-    fn reset(&mut self, r: &ResetRequest) -> ember_agent::Result<Observation> {
-        let scene = r.scene.clone().unwrap_or_else(|| "FloorPlan5".into());
-        let ev = self
-            .sim
-            .reset(&scene, &self.settings)
-            .map_err(|e| ember_agent::Error::World(e.to_string()))?;
-        self.step = 0;
-        Ok(observation(ev, 0))
-    }
-    fn step(&mut self, commands: &[WorldCommand]) -> ember_agent::Result<StepOutcome> {
-        let mut last = None;
-        for c in commands {
-            let WorldCommand::Sim(a) = c else {
-                return Err(ember_agent::Error::World(format!(
-                    "thor-lite takes simulator actions, not {c:?}"
-                )));
-            };
-            last = Some(
-                self.sim
-                    .step(&a.0)
-                    .map_err(|e| ember_agent::Error::World(e.to_string()))?,
-            );
-        }
-        let ev = last.ok_or_else(|| ember_agent::Error::World("no command".into()))?;
-        self.step += 1;
-        let feedback = WorldFeedback {
-            success: ev.metadata.last_action_success,
-            error: ev.metadata.error_message.clone(),
-        };
-        Ok(StepOutcome {
-            observation: observation(ev, self.step),
-            feedback,
-        })
-    }
-}
-
-/// Walks the kitchen: the reply's last line is an AI2-THOR action (`MoveAhead`,
-/// `PickupObject <objectId>`...). Ends after `STEPS` actions.
-struct WalkHarness {
-    executed: u64,
-    held: Option<String>,
-    last: Option<Arc<Observation>>,
-}
-
-impl Harness for WalkHarness {
-    fn episode(&self) -> EpisodeInfo {
-        EpisodeInfo {
-            index: 0,
-            id: "FloorPlan5-walk".into(),
-            scene: Some("FloorPlan5".into()),
-            instruction: "Walk around the kitchen and pick up something small.".into(),
-            task_type: Some("pickup".into()),
-            seed: 0,
-        }
-    }
-    fn start(&mut self, world: &mut dyn World) -> ember_agent::Result<HarnessStep> {
-        let o = Arc::new(world.reset(&ResetRequest {
-            scene: Some("FloorPlan5".into()),
-            seed: 0,
-        })?);
-        self.last = Some(o.clone());
-        Ok(HarnessStep {
-            action_text: "init".into(),
-            executed: true,
-            feedback: Feedback {
-                success: true,
-                ..Default::default()
-            },
-            observations: vec![("init".into(), o)],
-            messages: vec![
-                Message::text(Role::System, "You walk a kitchen."),
-                Message::text(Role::User, "Pick up something small."),
-            ],
-            ..Default::default()
-        })
-    }
-    fn act(
-        &mut self,
-        decision: &Decision,
-        world: &mut dyn World,
-    ) -> ember_agent::Result<HarnessStep> {
-        let line = decision.raw.lines().last().unwrap_or("").trim().to_string();
-        let mut words = line.split_whitespace();
-        let name = words.next().unwrap_or("Pass").to_string();
-        let mut act = SimAction::new(&name);
-        let mut action = DiscreteAction::bare(Verb::Observe);
-        if let Some(id) = words.next() {
-            act = act.with("objectId", id);
-            action = DiscreteAction::on(Verb::Pickup, ember_agent::thor::object_type_of_id(id));
-        } else if name == "MoveAhead" {
-            action = DiscreteAction::bare(Verb::MoveForward);
-        }
-        let out = world.step(&[WorldCommand::Sim(act)])?;
-        self.executed += 1;
-        if out.feedback.success && name == "PickupObject" {
-            self.held = out.observation.proprio.held_object.clone();
-        }
-        let ok = out.feedback.success;
-        let obs = Arc::new(out.observation);
-        self.last = Some(obs.clone());
-        Ok(HarnessStep {
-            action: Some(Action::Discrete(action)),
-            action_text: line.clone(),
-            feedback: Feedback {
-                success: ok,
-                kind: if ok {
-                    FeedbackKind::Executed
-                } else {
-                    FeedbackKind::Failed
-                },
-                message: if ok {
-                    format!("{name} succeeded")
-                } else {
-                    out.feedback.error.clone()
-                },
-            },
-            executed: true,
-            observations: vec![(line.clone(), obs)],
-            messages: vec![Message::text(
-                Role::User,
-                format!("After {line}: what next?"),
-            )],
-            world_time: 0.0,
-            record: json!({"action": line, "success": ok}),
-        })
-    }
-    fn is_done(&self) -> bool {
-        self.executed >= STEPS
-    }
-    fn legal_actions(&self) -> Vec<Action> {
-        Vec::new()
-    }
-    fn privileged(&self) -> Option<Privileged> {
-        Some(Privileged {
-            key_actions: Vec::new(),
-            metadata: self.last.as_ref().and_then(|o| o.sim.clone()),
-        })
-    }
-    fn metrics(&self) -> Vec<(String, f64)> {
-        vec![
-            (
-                "success".into(),
-                if self.held.is_some() { 1.0 } else { 0.0 },
-            ),
-            ("efficiency".into(), 1.0 / (self.executed as f64).max(1.0)),
-        ]
-    }
-    fn summary(&self) -> Value {
-        json!({"success": self.held.is_some(), "held": self.held, "steps": self.executed})
-    }
-}
+const WIDTH: u32 = sim_settings::WIDTH;
+const HEIGHT: u32 = sim_settings::HEIGHT;
+/// "Could you get me an Apple?" in FloorPlan5.
+const CASE: &str = "2";
 
 /// What the policy produced at each step: (thought, raw reply).
 type Produced = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
 
-/// Walks, and picks up the nearest visible, interactable, pickupable object once it sees one.
-struct WalkPolicy {
-    walked: usize,
-    picked: bool,
+/// Wraps a policy and keeps what it produced at each step.
+struct Capture {
+    inner: Box<dyn Policy>,
     produced: Produced,
 }
 
-impl Policy for WalkPolicy {
+impl Policy for Capture {
     fn name(&self) -> &str {
-        "walk"
+        self.inner.name()
+    }
+    fn reset(&mut self, episode: &EpisodeInfo) -> ember_agent::Result<()> {
+        self.inner.reset(episode)
     }
     fn decide(
         &mut self,
         ctx: &Context,
         on_text: &mut dyn FnMut(&str),
     ) -> ember_agent::Result<Decision> {
-        // A loop that ends near the start, facing the kitchen again.
-        const WALK: [&str; 11] = [
-            "MoveAhead",
-            "RotateRight",
-            "MoveAhead",
-            "RotateLeft",
-            "LookDown",
-            "RotateLeft",
-            "RotateLeft",
-            "MoveAhead",
-            "RotateRight",
-            "RotateRight",
-            "LookUp",
-        ];
-        let meta = ctx.privileged.as_ref().and_then(|p| p.metadata.clone());
-        let target = meta.as_ref().filter(|_| !self.picked).and_then(|m| {
-            m.objects
-                .iter()
-                .filter(|o| o.visible && o.pickupable && o.is_interactable)
-                .min_by(|a, b| a.distance.total_cmp(&b.distance))
-                .map(|o| (o.object_type.clone(), o.object_id.clone()))
-        });
-        let (thought, action) = match target {
-            Some((kind, id)) => {
-                self.picked = true;
-                (
-                    format!(
-                        "Step {}: a {kind} is within reach; I will pick it up.",
-                        ctx.step
-                    ),
-                    format!("PickupObject {id}"),
-                )
-            }
-            None => {
-                let a = WALK[self.walked % WALK.len()];
-                self.walked += 1;
-                (
-                    format!(
-                        "Step {}: nothing to take here yet, so {a} to see more of the kitchen.",
-                        ctx.step
-                    ),
-                    a.to_string(),
-                )
-            }
-        };
-        let raw = format!("<Thinking>{thought}</Thinking>\n{action}");
-        // Stream it in pieces, as a language model does.
-        for piece in raw.split_inclusive(' ') {
-            on_text(piece);
-        }
+        let d = self.inner.decide(ctx, on_text)?;
         self.produced
             .lock()
             .unwrap()
-            .insert(ctx.step, (thought.clone(), raw.clone()));
-        Ok(Decision {
-            raw,
-            thought,
-            action: None,
-            ..Default::default()
-        })
+            .insert(ctx.step, (d.thought.clone(), d.raw.clone()));
+        Ok(d)
     }
 }
 
@@ -319,6 +95,10 @@ impl Recorder for Tee {
                     e.feedback_warnings += 1;
                 }
                 E::Timings { step, .. } => e.timing_steps.push(*step),
+                E::Metrics { values, .. } => {
+                    e.metrics
+                        .extend(values.iter().map(|(name, _)| paths::part(name)));
+                }
                 _ => {}
             }
         }
@@ -340,45 +120,60 @@ struct Expected {
     images: BTreeMap<u64, usize>,
     timing_steps: Vec<u64>,
     feedback_warnings: usize,
+    metrics: std::collections::BTreeSet<String>,
 }
 
 /// Runs the episode through the event loop, recording to `path`; returns what was sent.
 fn record_episode(path: &Path) -> Expected {
     let rerun = Arc::new(
-        RerunRecorder::open(&RecordingConfig::file(path), "test-floorplan5")
+        RerunRecorder::open(&RecordingConfig::file(path), "test-er-floorplan5")
             .expect("open the recording"),
     );
     let recorder = Arc::new(Tee {
         inner: rerun.clone(),
         sent: Mutex::default(),
     });
-    let world = ThorLiteWorld {
-        sim: ThorLite::new(),
-        settings: InitSettings {
-            width: WIDTH,
-            height: HEIGHT,
-            field_of_view: 90.0,
-            render_depth_image: true,
-            render_instance_segmentation: true,
-            ..InitSettings::default()
-        },
-        step: 0,
+    let settings = InitSettings {
+        width: WIDTH,
+        height: HEIGHT,
+        field_of_view: sim_settings::FIELD_OF_VIEW,
+        grid_size: sim_settings::GRID_SIZE,
+        visibility_distance: sim_settings::VISIBILITY_DISTANCE,
+        snap_to_grid: false,
+        render_depth_image: true,
+        render_instance_segmentation: true,
+        ..InitSettings::default()
     };
+    let world = SimWorld::connect(SimWorldConfig {
+        settings,
+        ..SimWorldConfig::default()
+    })
+    .expect("thor-lite in process");
+    let cases = load_cases(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/er-cases-sample.json"
+    ))
+    .expect("the sample cases");
+    let case = cases
+        .into_iter()
+        .find(|c| c.identity.to_string() == CASE)
+        .expect("case 2");
+    let harness =
+        ErHarness::new(case, Mode::ErCompat, PromptVariant::Put, 3).with_policy_name("oracle");
     let produced: Produced = Arc::default();
-    let policy = share_policy(Box::new(WalkPolicy {
-        walked: 0,
-        picked: false,
+    let policy = share_policy(Box::new(Capture {
+        inner: Box::new(OraclePolicy::new()),
         produced: produced.clone(),
     }));
     let memory = Memory::new(Budget::default(), Arc::new(EstimatedTokens), None);
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let outcome = rt.block_on(run_episode(
         Box::new(world),
-        Box::new(WalkHarness {
-            executed: 0,
-            held: None,
-            last: None,
-        }),
+        Box::new(harness),
         policy,
         memory,
         recorder.clone(),
@@ -391,10 +186,6 @@ fn record_episode(path: &Path) -> Expected {
         "{:?}",
         outcome.report
     );
-    assert_eq!(
-        outcome.report.summary["success"], true,
-        "the walk picks something up in FloorPlan5"
-    );
     let stats = recorder.stats();
     assert_eq!(stats.dropped, 0, "file recordings never drop");
     assert_eq!(
@@ -406,22 +197,31 @@ fn record_episode(path: &Path) -> Expected {
     let sent = std::mem::take(&mut *recorder.sent.lock().unwrap());
     // The thought and reply the loop recorded at step k are what the policy produced at step k.
     let produced = produced.lock().unwrap().clone();
-    assert_eq!(produced.len() as u64, STEPS);
+    assert!(produced.len() >= 3, "a short episode: {produced:?}");
+    assert_eq!(sent.thoughts.len(), produced.len());
     for (step, (thought, raw)) in &produced {
         assert_eq!(sent.thoughts.get(step), Some(thought), "step {step}");
         assert_eq!(sent.replies.get(step), Some(raw), "step {step}");
     }
-    // One frame after the reset (step 0) and at least one per action.
-    assert_eq!(
-        sent.images.keys().copied().collect::<Vec<_>>(),
-        (0..=STEPS).collect::<Vec<_>>()
+    // The reset's frame at step 0, and a frame after every action but the last (`end` does
+    // not move the world).
+    assert!(
+        sent.images.get(&0).copied().unwrap_or(0) >= 1,
+        "no frame after the reset"
     );
+    let last = produced.keys().max().copied().unwrap_or(0);
+    for step in produced.keys().filter(|&&k| k != last) {
+        assert!(
+            sent.images.get(step).copied().unwrap_or(0) >= 1,
+            "no frame at step {step}"
+        );
+    }
     sent
 }
 
 fn expected_json(e: &Expected) -> Value {
     let camera = "front";
-    json!({
+    let mut v = json!({
         "entities": [
             paths::camera(camera),
             paths::camera_image(camera),
@@ -444,7 +244,7 @@ fn expected_json(e: &Expected) -> Value {
             paths::EPISODE_SUMMARY,
             "timings/step", "timings/policy", "timings/world", "timings/executor",
             "timings/memory", "timings/recorder",
-            "memory/images", "memory/tokens", "metrics/success", "metrics/efficiency",
+            "memory/images", "memory/tokens",
         ],
         "camera": {
             "rgb": paths::camera_layer(camera, "rgb"),
@@ -464,7 +264,15 @@ fn expected_json(e: &Expected) -> Value {
         "feedback_path": paths::LOG_FEEDBACK,
         "feedback_warnings": e.feedback_warnings,
         "step_timeline": paths::TIMELINE_STEP,
-    })
+    });
+    if let Some(entities) = v["entities"].as_array_mut() {
+        entities.extend(
+            e.metrics
+                .iter()
+                .map(|m| json!(format!("{}/{m}", paths::METRICS))),
+        );
+    }
+    v
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {

@@ -13,9 +13,9 @@
 //! |                     |                      | episode (tabs)    |
 //! +---------------------+----------------------+-------------------+
 //! ```
-//! With several cameras, each gets a tab in the camera and depth/segmentation panels. The camera
-//! view also shows the 3-D object boxes projected through the camera by the viewer, which is
-//! the quickest visual check that the camera pose and the world line up. The side panels start
+//! With several cameras, each gets a tab in the camera and depth/segmentation panels. A second
+//! camera tab shows the 3-D object boxes projected through the camera by the viewer, the
+//! quickest visual check that the camera pose and the world line up. The side panels start
 //! collapsed and the time cursor follows the newest step.
 
 use rerun::blueprint::components::{PanelState, PlayState};
@@ -40,9 +40,20 @@ pub fn blueprint(cameras: &[String]) -> Blueprint {
                     "$origin/rgb".to_string(),
                     "$origin/candidates".to_string(),
                     "$origin/keypoint".to_string(),
-                    // 3-D boxes, projected through the camera by the viewer.
-                    paths::OBJECTS_VISIBLE.to_string(),
-                    paths::OBJECTS_HELD.to_string(),
+                ])
+                .into(),
+        );
+        // The same image with the 3-D boxes projected through the camera by the viewer: what
+        // the simulator says is there, and a check that the camera and the world line up.
+        rgb_views.push(
+            Spatial2DView::new(format!("camera {name} + boxes"))
+                .with_origin(image.as_str())
+                .with_contents([
+                    "$origin/rgb".to_string(),
+                    "$origin/candidates".to_string(),
+                    "$origin/keypoint".to_string(),
+                    format!("/{}", paths::OBJECTS_VISIBLE),
+                    format!("/{}", paths::OBJECTS_HELD),
                 ])
                 .into(),
         );

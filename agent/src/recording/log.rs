@@ -32,6 +32,9 @@ use crate::world::WorldInfo;
 const MAX_TRAJECTORY_POINTS: usize = 4096;
 /// A move shorter than this (metres) does not extend the trajectory.
 const TRAJECTORY_MIN_STEP: f32 = 0.01;
+/// Object types that are the room itself: drawn with the other (grey, unlabelled) boxes even
+/// when visible, so they do not cover the view.
+const STRUCTURE: [&str; 3] = ["Floor", "Wall", "Ceiling"];
 /// Instance id reserved for "more instances than ids".
 const OVERFLOW_ID: u16 = u16::MAX;
 
@@ -622,7 +625,7 @@ impl EventLogger {
             }
             let set = if Some(o.object_id.as_str()) == held {
                 &mut held_set
-            } else if o.visible {
+            } else if o.visible && !STRUCTURE.contains(&o.object_type.as_str()) {
                 &mut visible
             } else {
                 &mut other

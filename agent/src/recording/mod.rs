@@ -134,6 +134,15 @@ impl RecordingConfig {
         }
     }
 
+    /// Fills `path` when the mode is `file` and the launch file left it out (say with
+    /// `<run.out_dir>/<name>.rrd`).
+    pub fn with_default_path(mut self, default: impl Into<PathBuf>) -> Self {
+        if self.mode == RecordingMode::File && self.path.is_none() {
+            self.path = Some(default.into());
+        }
+        self
+    }
+
     /// Checks the settings; the error names the offending field.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Invalid(format!("[recording] {m}")));
@@ -244,6 +253,22 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().is_ok() && c.records_partial_replies());
+    }
+
+    #[test]
+    fn a_default_path_fills_only_a_missing_file_path() {
+        let c: RecordingConfig = toml::from_str("mode = \"file\"\n").unwrap();
+        assert!(c.validate().is_err());
+        let c = c.with_default_path("runs/demo/demo.rrd");
+        assert_eq!(
+            c.path.as_deref(),
+            Some(std::path::Path::new("runs/demo/demo.rrd"))
+        );
+        assert!(c.validate().is_ok());
+        let c = RecordingConfig::file("mine.rrd").with_default_path("other.rrd");
+        assert_eq!(c.path.as_deref(), Some(std::path::Path::new("mine.rrd")));
+        let c = RecordingConfig::default().with_default_path("x.rrd");
+        assert_eq!(c.path, None, "off stays off");
     }
 
     #[test]

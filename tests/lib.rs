@@ -2,66 +2,8 @@
 //! small helpers they share.
 //!
 //! Module map:
-//! - [`thor_obs`]: observations from thor-lite events (camera pose and intrinsics from the
-//!   AI2-THOR metadata), for tests that drive the simulator directly.
 //! - [`tools`]: finding the external tools some tests use (Python with `rerun-sdk`, the Rerun
 //!   viewer, Xvfb), failing under CI when one is missing and skipping otherwise.
-
-pub mod thor_obs {
-    //! Observations from thor-lite events, as a simulator world reports them.
-
-    use std::sync::Arc;
-
-    use ember_agent::observation::{BaseState, CameraFrame, Observation, Proprioception};
-    use ember_calibration::Pinhole;
-    use ember_calibration::thor::camera_pose;
-    use ember_sim_bridge::SimEvent;
-    use nalgebra::Point3;
-
-    /// The observation of one event: the `front` camera (RGB, depth and segmentation when
-    /// rendered, intrinsics from the vertical field of view, pose from the camera position,
-    /// yaw and horizon), the base from the agent pose, the held object, and the metadata.
-    pub fn observation(ev: SimEvent, step: u64) -> Observation {
-        let m = ev.metadata;
-        let yaw = m.agent.rotation.y.to_radians();
-        let pitch = m.agent.camera_horizon.to_radians();
-        let c = m.camera_position;
-        let pose = camera_pose(Point3::new(c.x, c.y, c.z), yaw, pitch);
-        let intrinsics =
-            Pinhole::from_vertical_fov(m.screen_width, m.screen_height, m.fov.to_radians()).ok();
-        let rgb = ev
-            .frames
-            .rgb
-            .unwrap_or_else(|| ember_agent::RgbImage::black(m.screen_width, m.screen_height));
-        let camera = CameraFrame {
-            name: "front".into(),
-            rgb: Arc::new(rgb),
-            depth: ev.frames.depth.map(Arc::new),
-            instances: ev.frames.instances.map(Arc::new),
-            intrinsics,
-            world_from_camera: Some(pose),
-        };
-        let base = BaseState {
-            position: m.agent.position.to_array(),
-            yaw,
-            camera_pitch: pitch,
-            standing: m.agent.is_standing,
-        };
-        let held = m.held_object_id().map(str::to_string);
-        Observation {
-            step,
-            sim_time: None,
-            cameras: vec![camera],
-            proprio: Proprioception {
-                base: Some(base),
-                arm: None,
-                gripper: None,
-                held_object: held,
-            },
-            sim: Some(Arc::new(m)),
-        }
-    }
-}
 
 pub mod tools {
     //! External tools for the recording tests.

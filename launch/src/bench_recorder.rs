@@ -21,16 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ember_agent::observation::{BaseState, CameraFrame, Observation, Proprioception};
+use ember_agent::observation::Observation;
 use ember_agent::policy::{Decision, DecisionTimings, EpisodeInfo, Feedback, FeedbackKind};
 use ember_agent::recorder::{RecordEvent, Recorder, StepTimings};
 use ember_agent::recording::{RecordingConfig, RerunRecorder};
 use ember_agent::world::WorldInfo;
 use ember_agent::{Action, DiscreteAction, Verb};
-use ember_calibration::Pinhole;
-use ember_calibration::frames::{Point, World};
-use ember_calibration::thor::camera_pose;
 use ember_sim_bridge::thor::ThorLite;
+use ember_sim_bridge::world::observation_from_event;
 use ember_sim_bridge::{InitSettings, SimEvent, Simulator};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
@@ -86,45 +84,6 @@ fn rss() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The observation of a thor-lite event (camera pose and intrinsics from the metadata).
-fn observation(ev: SimEvent, step: u64) -> Observation {
-    let m = ev.metadata;
-    let yaw = m.agent.rotation.y.to_radians();
-    let pitch = m.agent.camera_horizon.to_radians();
-    let c = m.camera_position;
-    let pose = camera_pose(Point::<World>::xyz(c.x, c.y, c.z).coords, yaw, pitch);
-    let intrinsics =
-        Pinhole::from_vertical_fov(m.screen_width, m.screen_height, m.fov.to_radians()).ok();
-    let rgb = ev
-        .frames
-        .rgb
-        .unwrap_or_else(|| ember_agent::RgbImage::black(m.screen_width, m.screen_height));
-    Observation {
-        step,
-        sim_time: None,
-        cameras: vec![CameraFrame {
-            name: "front".into(),
-            rgb: Arc::new(rgb),
-            depth: ev.frames.depth.map(Arc::new),
-            instances: ev.frames.instances.map(Arc::new),
-            intrinsics,
-            world_from_camera: Some(pose),
-        }],
-        proprio: Proprioception {
-            base: Some(BaseState {
-                position: m.agent.position.to_array(),
-                yaw,
-                camera_pitch: pitch,
-                standing: m.agent.is_standing,
-            }),
-            arm: None,
-            gripper: None,
-            held_object: m.held_object_id().map(str::to_string),
-        },
-        sim: Some(Arc::new(m)),
-    }
-}
-
 /// Renders the frames; returns them and the mean thor-lite step time.
 fn render(a: &RecorderBenchArgs) -> Result<(Vec<Arc<Observation>>, f64)> {
     let settings = InitSettings {
@@ -139,7 +98,12 @@ fn render(a: &RecorderBenchArgs) -> Result<(Vec<Arc<Observation>>, f64)> {
     let ev = sim
         .reset(&a.scene, &settings)
         .with_context(|| format!("loading {}", a.scene))?;
-    let mut frames = vec![Arc::new(observation(ev, 0))];
+    let observe = |ev: SimEvent, step: u64| -> Result<Arc<Observation>> {
+        observation_from_event(ev, &settings, step)
+            .map(Arc::new)
+            .map_err(|e| anyhow::anyhow!("thor-lite frame {step}: {e}"))
+    };
+    let mut frames = vec![observe(ev, 0)?];
     let walk = [
         "MoveAhead",
         "RotateRight",
@@ -164,7 +128,7 @@ fn render(a: &RecorderBenchArgs) -> Result<(Vec<Arc<Observation>>, f64)> {
             .with_context(|| format!("thor-lite step {act:?}"))?;
         sim_time += t0.elapsed().as_secs_f64();
         sim_steps += 1;
-        frames.push(Arc::new(observation(ev, frames.len() as u64)));
+        frames.push(observe(ev, frames.len() as u64)?);
     }
     let step_time = if sim_steps > 0 {
         sim_time / sim_steps as f64

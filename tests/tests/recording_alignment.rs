@@ -6,8 +6,8 @@
 use ember_agent::recording::frames::WorldConvention;
 use ember_calibration::thor::optical_from_thor_camera;
 use ember_sim_bridge::thor::ThorLite;
+use ember_sim_bridge::world::observation_from_event;
 use ember_sim_bridge::{InitSettings, Simulator};
-use ember_tests::thor_obs::observation;
 use nalgebra::Point3;
 use serde_json::{Map, Value};
 
@@ -30,7 +30,7 @@ fn object_pixels_lie_inside_their_projected_boxes() {
             a.insert("action".into(), Value::String("RotateRight".into()));
             ev = sim.step(&a).expect("rotate");
         }
-        let obs = observation(ev.clone(), turn);
+        let obs = observation_from_event(ev.clone(), &settings, turn).expect("an observation");
         let cam = &obs.cameras[0];
         let seg = cam.instances.as_ref().expect("segmentation");
         let pose = cam.world_from_camera.expect("pose");

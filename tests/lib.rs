@@ -1,1 +1,98 @@
-//! placeholder
+//! ember-tests: cross-crate integration tests (whole episodes, the bridge, recordings) and the
+//! small helpers they share.
+//!
+//! Module map:
+//! - [`tools`]: finding the external tools some tests use (Python with `rerun-sdk`, the Rerun
+//!   viewer, Xvfb), failing under CI when one is missing and skipping otherwise.
+
+pub mod tools {
+    //! External tools for the recording tests.
+    //!
+    //! `EMBER_PYTHON` names a Python with `rerun-sdk==0.36.3` (default: the shared development
+    //! venv `/root/.cache/ember-venv/bin/python`, then `python3`); `EMBER_RERUN` the viewer
+    //! (default: `rerun` next to that Python, then `rerun` on the PATH). When `CI=true`, a missing
+    //! tool fails the test; otherwise the test is skipped with a printed reason.
+
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// Whether we run under CI (`CI=true`).
+    pub fn in_ci() -> bool {
+        std::env::var("CI")
+            .map(|v| v == "true" || v == "1")
+            .unwrap_or(false)
+    }
+
+    /// Reports a missing tool: panics under CI, prints and returns `None` otherwise.
+    pub fn missing<T>(what: &str) -> Option<T> {
+        if in_ci() {
+            panic!("CI=true and {what}");
+        }
+        eprintln!("SKIPPED: {what}");
+        None
+    }
+
+    fn runs(cmd: &Path, args: &[&str]) -> bool {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// A Python interpreter that can `import rerun` (version 0.36.3).
+    pub fn python() -> Option<PathBuf> {
+        let candidates: Vec<PathBuf> = match std::env::var_os("EMBER_PYTHON") {
+            Some(p) => vec![PathBuf::from(p)],
+            None => vec![
+                PathBuf::from("/root/.cache/ember-venv/bin/python"),
+                PathBuf::from("python3"),
+            ],
+        };
+        let check = "import rerun, sys; sys.exit(0 if rerun.__version__ == '0.36.3' else 3)";
+        for c in &candidates {
+            if runs(c, &["-c", check]) {
+                return Some(c.clone());
+            }
+        }
+        missing(&format!(
+            "no Python with rerun-sdk==0.36.3 (tried {candidates:?}; set EMBER_PYTHON)"
+        ))
+    }
+
+    /// The Rerun viewer executable.
+    pub fn rerun(python: Option<&Path>) -> Option<PathBuf> {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(p) = std::env::var_os("EMBER_RERUN") {
+            candidates.push(PathBuf::from(p));
+        } else {
+            if let Some(dir) = python.and_then(Path::parent) {
+                candidates.push(dir.join("rerun"));
+            }
+            candidates.push(PathBuf::from("rerun"));
+        }
+        for c in &candidates {
+            if runs(c, &["--version"]) {
+                return Some(c.clone());
+            }
+        }
+        missing(&format!(
+            "no Rerun viewer (tried {candidates:?}; set EMBER_RERUN)"
+        ))
+    }
+
+    /// Whether a program is on the PATH (Xvfb, import...).
+    pub fn on_path(program: &str) -> bool {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+            .unwrap_or(false)
+    }
+
+    /// The repository root (for the scripts under `tests/python`).
+    pub fn repo_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}

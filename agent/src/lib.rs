@@ -17,7 +17,10 @@
 //!     threads; Ctrl-C via [`event_loop::StopSignal`]);
 //!   - [`memory`]: interaction history, the JSON-lines episode log, the budgeted context and
 //!     the semantic map;
-//!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies.
+//!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies;
+//!   - [`recording`]: the Rerun recorder behind the `Recorder` contract (its own thread, a
+//!     bounded queue, file / spawned viewer / running viewer sinks, the entity paths and the
+//!     default viewer layout) and the `[recording]` launch-file table.
 //! - Task families:
 //!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
 //!     parser, executor, legality, ending rules, trajectory records, metrics and summaries).
@@ -32,6 +35,7 @@ pub mod observation;
 pub mod policies;
 pub mod policy;
 pub mod recorder;
+pub mod recording;
 pub mod thor;
 pub mod world;
 

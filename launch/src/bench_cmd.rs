@@ -4,6 +4,7 @@
 //!   (inproc), thor-lite's own time per frame, and the bridge's overhead.
 //! - `ember bench loop` (in `bench_loop.rs`): the event loop's own cost per step and
 //!   evaluation throughput in cases per minute.
+//! - `ember bench recorder` (in `bench_recorder.rs`): the Rerun recorder's cost.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,6 +34,9 @@ pub enum Bench {
     /// The event loop's own cost per step (outside policy and world) with the oracle on
     /// in-process thor-lite, and a whole evaluation's throughput in cases per minute.
     Loop(crate::bench_loop::BenchLoopArgs),
+    /// The Rerun recorder: loop-thread cost per step, recorder-thread throughput, bytes per
+    /// step in the .rrd, and peak memory over a long run (see `bench_recorder.rs`).
+    Recorder(crate::bench_recorder::RecorderBenchArgs),
 }
 
 /// Options of `ember bench sim`.
@@ -72,6 +76,7 @@ pub fn run(cmd: Bench) -> Result<()> {
     match cmd {
         Bench::Sim(a) => bench_sim(a),
         Bench::Loop(a) => crate::bench_loop::run(a),
+        Bench::Recorder(a) => crate::bench_recorder::run(a),
     }
 }
 

@@ -124,9 +124,8 @@ async fn run_all(
 }
 
 async fn bench(a: BenchLoopArgs) -> Result<()> {
-    let cases = load_cases(&a.cases).with_context(|| {
-        format!("reading {} (pass --cases CASES.json)", a.cases.display())
-    })?;
+    let cases = load_cases(&a.cases)
+        .with_context(|| format!("reading {} (pass --cases CASES.json)", a.cases.display()))?;
     let config = Arc::new(oracle_config(a.cases.clone()));
     let mut repeated = Vec::new();
     for r in 0..a.repeat.max(1) {
@@ -179,7 +178,10 @@ async fn bench(a: BenchLoopArgs) -> Result<()> {
         eval_success_rate: ok as f64 / n.max(1) as f64,
     };
     println!("ember bench loop ({} steps)", figures.steps);
-    println!("{:<34} {:>10} {:>10} {:>10}", "per step", "median ms", "p95 ms", "mean ms");
+    println!(
+        "{:<34} {:>10} {:>10} {:>10}",
+        "per step", "median ms", "p95 ms", "mean ms"
+    );
     for (name, s) in [
         ("whole step", &figures.step),
         ("policy (oracle)", &figures.policy),
@@ -189,7 +191,10 @@ async fn bench(a: BenchLoopArgs) -> Result<()> {
         ("  of which memory + episode log", &figures.memory),
         ("  of which recorder hand-off", &figures.recorder),
     ] {
-        println!("{name:<34} {:>10.3} {:>10.3} {:>10.3}", s.median_ms, s.p95_ms, s.mean_ms);
+        println!(
+            "{name:<34} {:>10.3} {:>10.3} {:>10.3}",
+            s.median_ms, s.p95_ms, s.mean_ms
+        );
     }
     println!(
         "evaluation: {} cases in {:.1} s with {} jobs = {:.1} cases/min (oracle success {:.1}%)",

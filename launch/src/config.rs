@@ -21,8 +21,9 @@
 //! [memory]                         # budget of the model's context
 //! max_images = 0                   # 0 = unlimited
 //!
-//! [recording]                      # Rerun
+//! [recording]                      # Rerun (see docs/recording.md)
 //! mode = "file"                    # off | file | spawn | connect
+//! path = "../runs/demo/demo.rrd"   # file mode; default: <run.out_dir>/<name>.rrd
 //!
 //! [run]
 //! out_dir = "../runs/demo"
@@ -31,6 +32,7 @@
 use std::path::PathBuf;
 
 use ember_agent::event_loop::LoopSettings;
+use ember_agent::recording::RecordingConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::launch_file::{LaunchError, Layered};
@@ -244,8 +246,22 @@ pub struct LaunchConfig {
     /// `[loop]`: the event loop's own settings.
     #[serde(rename = "loop")]
     pub event_loop: LoopSettings,
+    /// `[recording]`: the Rerun recording of every step.
+    pub recording: RecordingConfig,
     /// `[run]`.
     pub run: RunConfig,
+}
+
+impl LaunchConfig {
+    /// The run's name: `name`, or else the launch file's stem.
+    pub fn run_name(&self, launch_file: &std::path::Path) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            launch_file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "ember".into())
+        })
+    }
 }
 
 /// A loaded, validated launch file with paths resolved.
@@ -281,6 +297,8 @@ impl Launch {
         resolve("task.cases", &mut config.task.cases);
         resolve("policy.log", &mut config.policy.log);
         resolve("policy.model", &mut config.policy.model);
+        resolve("recording.path", &mut config.recording.path);
+        resolve("recording.viewer", &mut config.recording.viewer);
         config.run.out_dir = layers.resolve_path("run.out_dir", &config.run.out_dir);
         let launch = Self { config, layers };
         launch.validate()?;
@@ -406,6 +424,9 @@ impl Launch {
             return Err(
                 self.field_error("task.cases", format!("{} is not a file", cases.display()))
             );
+        }
+        if let Err(e) = c.recording.validate() {
+            return Err(self.field_error("recording", e.to_string()));
         }
         let t = c.event_loop.decision_timeout_s;
         require(

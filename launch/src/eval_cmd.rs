@@ -17,6 +17,7 @@ use clap::{Args, Subcommand};
 use ember_agent::er::metrics::{merge_shards, read_results};
 use ember_agent::er::{CaseResult, Summary, load_cases};
 use ember_agent::event_loop::StopSignal;
+use ember_agent::recording::{RecordingMode, open_recorder};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Launch;
@@ -226,11 +227,22 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
     let skipped = total - selected.len();
 
     let model_policy = config.policy.kind == crate::config::PolicyKind::Vlm;
+    let recording_on = config.recording.mode != RecordingMode::Off;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = args
+    let mut jobs = args
         .jobs
         .unwrap_or(if model_policy { 1 } else { cpus })
         .max(1);
+    if recording_on && jobs > 1 {
+        eprintln!("recording is on: one job, so the recording shows one episode at a time");
+        jobs = 1;
+    }
+    let run_name = config.run_name(&launch_path);
+    let recording = config
+        .recording
+        .clone()
+        .with_default_path(out.join(format!("{run_name}.rrd")));
+    let recorder = open_recorder(&recording, &run_name)?;
     let episode_logs = config.memory.episode_logs.then(|| out.join("episodes"));
 
     let bar = ProgressBar::new(total as u64);
@@ -257,7 +269,7 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
         cases: selected,
         jobs,
         episode_logs,
-        recorder: runner::no_recorder(),
+        recorder: recorder.clone(),
     };
     runner::run_cases(config.clone(), plan, stop.clone(), |outcome| {
         let Some(result) = outcome.result.clone() else {
@@ -285,6 +297,10 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
     })
     .await?;
     bar.finish_and_clear();
+    if let Err(e) = recorder.flush() {
+        eprintln!("warning: the recording did not flush: {e}");
+    }
+    drop(recorder);
     let elapsed = started.elapsed().as_secs_f64();
     if stop.is_requested() && results.len() < total {
         eprintln!(

@@ -6,7 +6,9 @@
 //! - `config`: the launch-file schema and its validation.
 //! - `check_cmd`: `ember check`.
 //! - `sim_cmd`: `ember sim ...`, the embedded simulator (scenes, shot, serve).
-//! - `bench_cmd`, `bench_loop`: `ember bench ...`, end-to-end benchmarks (sim, loop).
+//! - `bench_cmd`: `ember bench ...`, end-to-end benchmarks (sim); `bench_loop`: `ember bench
+//!   loop`; `bench_recorder`: `ember bench recorder`.
+//! - `view_cmd`: `ember view RUN.rrd`, opening recordings in the Rerun viewer.
 //! - `er_cmd`: `ember er cases`, checks and lists an Embodied-Reasoner case file.
 //! - `run_cmd`: `ember run`, episodes as a launch file says.
 //! - `eval_cmd`: `ember eval`, the Embodied-Reasoner evaluation (shards, resume, merge).
@@ -21,6 +23,7 @@ use ember_agent::event_loop::StopSignal;
 
 mod bench_cmd;
 mod bench_loop;
+mod bench_recorder;
 mod check_cmd;
 mod config;
 mod er_cmd;
@@ -29,6 +32,7 @@ mod launch_file;
 mod run_cmd;
 mod runner;
 mod sim_cmd;
+mod view_cmd;
 mod wiring;
 
 /// ember: run embodied reasoning agents in simulators and on robots.
@@ -53,7 +57,10 @@ enum Command {
     /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
-    /// End-to-end benchmarks (`ember bench sim`: steps per second over the simulator bridge).
+    /// Open recordings (.rrd) in the Rerun viewer.
+    View(view_cmd::ViewArgs),
+    /// End-to-end benchmarks (`ember bench sim`: steps per second over the simulator bridge;
+    /// `ember bench recorder`: what recording every step to Rerun costs).
     #[command(subcommand)]
     Bench(bench_cmd::Bench),
     /// Embodied-Reasoner benchmark files: check and list a case file.
@@ -103,6 +110,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Eval(args) => runtime()?.block_on(eval_cmd::run(args, install_stop()?)),
         Command::Check(args) => check_cmd::run(&args).map(|_| 0),
         Command::Sim(c) => sim_cmd::run(c).map(|_| 0),
+        Command::View(a) => view_cmd::run(a).map(|_| 0),
         Command::Bench(c) => bench_cmd::run(c).map(|_| 0),
         Command::Er(c) => er_cmd::run(c).map(|_| 0),
     }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 use ember_agent::er::{CaseResult, Summary, load_cases};
 use ember_agent::event_loop::{EpisodeEnd, StopSignal};
+use ember_agent::recording::{RecordingMode, open_recorder};
 
 use crate::config::Launch;
 use crate::runner::{self, RunPlan};
@@ -20,17 +21,62 @@ pub struct RunArgs {
     /// Override a launch-file value, e.g. `--set policy.kind=random` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    #[command(flatten)]
+    pub recording: RecordingFlags,
+}
+
+/// Command-line choices of the recording sink; they override `[recording] mode`.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct RecordingFlags {
+    /// Record to this .rrd file.
+    #[arg(long, value_name = "FILE.rrd")]
+    pub record: Option<PathBuf>,
+    /// Start a Rerun viewer and stream to it.
+    #[arg(long)]
+    pub spawn: bool,
+    /// Stream to a running viewer at this gRPC URL (e.g. rerun+http://127.0.0.1:9876/proxy).
+    #[arg(long, value_name = "URL")]
+    pub connect: Option<String>,
+    /// Record nothing.
+    #[arg(long)]
+    pub no_record: bool,
+}
+
+impl RecordingFlags {
+    /// The `--set` overrides these flags stand for.
+    pub fn overrides(&self) -> Vec<String> {
+        let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+        if let Some(f) = &self.record {
+            vec![
+                "recording.mode=file".into(),
+                format!("recording.path={}", quoted(&f.display().to_string())),
+            ]
+        } else if self.spawn {
+            vec!["recording.mode=spawn".into()]
+        } else if let Some(url) = &self.connect {
+            vec![
+                "recording.mode=connect".into(),
+                format!("recording.url={}", quoted(url)),
+            ]
+        } else if self.no_record {
+            vec!["recording.mode=off".into()]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// Runs `ember run`. Returns the process exit code.
 pub async fn run(args: RunArgs, stop: StopSignal) -> anyhow::Result<i32> {
-    let launch = Launch::load(&args.launch, &args.overrides)?;
+    let mut overrides = args.overrides.clone();
+    overrides.extend(args.recording.overrides());
+    let launch = Launch::load(&args.launch, &overrides)?;
     let config = Arc::new(launch.config);
     let cases_path = config.task.cases.clone().ok_or_else(|| {
-        launch.layers.origin_text("task");
         anyhow::anyhow!(
             "{}: task.cases: the launch file names no cases file",
-            launch.layers.files[0].display()
+            launch.layers.origin_text("task")
         )
     })?;
     let all = load_cases(&cases_path)?;
@@ -62,12 +108,17 @@ pub async fn run(args: RunArgs, stop: StopSignal) -> anyhow::Result<i32> {
     }
     let out = config.run.out_dir.clone();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let recorder = runner::no_recorder();
+    let run_name = config.run_name(&args.launch);
+    let recording = config
+        .recording
+        .clone()
+        .with_default_path(out.join(format!("{run_name}.rrd")));
+    let recorder = open_recorder(&recording, &run_name)?;
     let plan = RunPlan {
         cases: selected,
         jobs: 1,
         episode_logs: Some(out.join("episodes")),
-        recorder,
+        recorder: recorder.clone(),
     };
     let mut results: Vec<CaseResult> = Vec::new();
     let mut lines = String::new();
@@ -104,6 +155,24 @@ pub async fn run(args: RunArgs, stop: StopSignal) -> anyhow::Result<i32> {
     })
     .await?;
     std::fs::write(out.join("cases.jsonl"), lines)?;
+    if let Err(e) = recorder.flush() {
+        eprintln!("warning: the recording did not flush: {e}");
+    }
+    let stats = recorder.stats();
+    if stats.dropped > 0 {
+        eprintln!(
+            "warning: the recorder dropped {} events (the viewer lagged)",
+            stats.dropped
+        );
+    }
+    drop(recorder);
+    if let (RecordingMode::File, Some(path)) = (recording.mode, &recording.path) {
+        println!(
+            "recording: {} (open it with `ember view {}`)",
+            path.display(),
+            path.display()
+        );
+    }
     if !results.is_empty() {
         let summary = Summary::from_results(&results)?;
         std::fs::write(

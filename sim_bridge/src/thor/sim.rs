@@ -1302,15 +1302,17 @@ fn target_scissor(cam: &Camera, target: &[Quad]) -> Option<(Scissor, u32)> {
     );
     let mut behind = false;
     let mut any_front = false;
+    let (r, u, fw) = cam.axes();
+    let f = cam.focal();
     for q in target {
         for v in &q.v {
-            let c = cam.to_camera(*v);
+            let d = v.sub(cam.position);
+            let c = V3::new(d.dot(r), d.dot(u), d.dot(fw));
             if c.z < NEAR {
                 behind = true;
                 continue;
             }
             any_front = true;
-            let f = cam.focal();
             let u = w / 2.0 + f * c.x / c.z;
             let vv = h / 2.0 - f * c.y / c.z;
             x0 = x0.min(u);

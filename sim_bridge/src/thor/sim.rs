@@ -1244,12 +1244,7 @@ impl ThorLite {
         self.raster.clear(settings.width, settings.height, true);
         self.raster.draw(&cam, &quads, true, None);
         self.raster.resolve(true);
-        world.counts.iter_mut().for_each(|c| *c = 0);
-        for &id in &self.raster.ids {
-            if let Some(c) = world.counts.get_mut(id as usize) {
-                *c += 1;
-            }
-        }
+        self.raster.count_ids(&mut world.counts);
         let metadata = build_metadata(world, &settings, &cam, action, &out);
         let frames = Frames {
             rgb: RgbImage::new(settings.width, settings.height, self.raster.rgb.clone()),

@@ -953,3 +953,66 @@ fn opened_cabinets_and_drawers_show_their_contents() {
         );
     }
 }
+
+#[test]
+fn metadata_has_ai2thor_keys_and_values() {
+    let (mut t, ev) = sim("FloorPlan5", &bench_settings());
+    let v = serde_json::to_value(&ev.metadata).unwrap();
+    for k in [
+        "objects",
+        "agent",
+        "inventoryObjects",
+        "sceneName",
+        "lastAction",
+        "lastActionSuccess",
+        "errorMessage",
+        "actionReturn",
+        "screenWidth",
+        "screenHeight",
+        "fov",
+        "cameraPosition",
+        "sceneBounds",
+        "collided",
+        "depthFormat",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    assert_eq!(v["screenWidth"], 800);
+    assert_eq!(v["fov"], 90.0);
+    assert_eq!(v["actionReturn"]["cameraNearPlane"], 0.1);
+    let cam = &ev.metadata.camera_position;
+    let ag = &ev.metadata.agent.position;
+    assert!((cam.y - ag.y - 0.675).abs() < 1e-9);
+    let o = &v["objects"][0];
+    for k in [
+        "objectId",
+        "objectType",
+        "visible",
+        "isInteractable",
+        "distance",
+        "axisAlignedBoundingBox",
+        "parentReceptacles",
+        "isPickedUp",
+        "openness",
+        "isToggled",
+    ] {
+        assert!(o.get(k).is_some(), "object key {k}");
+    }
+    // distance is from the agent position to the object position
+    let a = &ev.metadata.objects[0];
+    let d = ((a.position.x - ag.x).powi(2)
+        + (a.position.y - ag.y).powi(2)
+        + (a.position.z - ag.z).powi(2))
+    .sqrt();
+    assert!((a.distance - d).abs() < 1e-5);
+    // Visibility agrees with the instance frame.
+    let ids = ev.frames.instances.as_ref().unwrap();
+    for (i, o) in ev.metadata.objects.iter().enumerate() {
+        let px = ids.data.iter().filter(|&&x| x == i as u32 + 1).count();
+        assert_eq!(o.visible, px > 0, "{}", o.object_id);
+    }
+    let e = step(&mut t, json!({"action": "GetReachablePositions"}));
+    let p = &e.metadata.action_return[0];
+    assert!(p["x"].is_number() && p["y"].is_number() && p["z"].is_number());
+    assert_eq!(e.metadata.last_action, "GetReachablePositions");
+}

@@ -986,6 +986,7 @@ impl ThorLite {
             })
             .collect();
         let (ax, az) = (w.agent.x, w.agent.z);
+        let on_floor = rec.object_type == "Floor";
         let mut best: Option<(f64, V3)> = None;
         for reg in &regions {
             let (x0, x1, z0, z1) = (reg.x0 + hx, reg.x1 - hx, reg.z0 + hz, reg.z1 - hz);
@@ -1009,6 +1010,17 @@ impl ThorLite {
                 for &z in &zs {
                     let fp = Rect::new(x - hx + 0.01, z - hz + 0.01, x + hx - 0.01, z + hz - 0.01);
                     if taken.iter().any(|t| t.overlaps(&fp)) {
+                        continue;
+                    }
+                    // Never under the agent; on the floor, only on free floor.
+                    if fp.distance(ax, az) < AGENT_RADIUS + 0.05 {
+                        continue;
+                    }
+                    if on_floor
+                        && (!w.scene.in_room(x, z)
+                            || w.obstacles.iter().any(|(r, k)| *k != h && r.overlaps(&fp))
+                            || w.scene.outside.iter().any(|r| r.overlaps(&fp)))
+                    {
                         continue;
                     }
                     let d = (x - ax).powi(2) + (z - az).powi(2);

@@ -1016,3 +1016,47 @@ fn metadata_has_ai2thor_keys_and_values() {
     assert!(p["x"].is_number() && p["y"].is_number() && p["z"].is_number());
     assert_eq!(e.metadata.last_action, "GetReachablePositions");
 }
+
+#[test]
+fn put_on_the_floor_lands_on_free_floor_and_the_agent_can_still_move() {
+    let (mut t, ev) = sim("FloorPlan205", &bench_settings());
+    let floor = first_of_type(&ev, "Floor");
+    let o = ev
+        .metadata
+        .objects
+        .iter()
+        .find(|o| o.pickupable && o.visible)
+        .unwrap()
+        .object_id
+        .clone();
+    let e = step(
+        &mut t,
+        json!({"action": "PickupObject", "objectId": o, "forceAction": true}),
+    );
+    assert!(e.metadata.last_action_success);
+    let e = step(
+        &mut t,
+        json!({"action": "PutObject", "objectId": floor, "forceAction": true}),
+    );
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+    let placed = obj(&e, &o);
+    assert!(
+        placed.axis_aligned_bounding_box.min().y.abs() < 0.01,
+        "rests on the floor"
+    );
+    assert!(placed.parent_receptacles.as_ref().unwrap().contains(&floor));
+    // the agent is not trapped by what it put down
+    let e = step(
+        &mut t,
+        json!({"action": "Teleport", "position": e.metadata.agent.position}),
+    );
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+}

@@ -66,42 +66,27 @@ impl Camera {
     pub fn focal(&self) -> f64 {
         (self.height as f64 / 2.0) / (self.fov_y_deg.to_radians() / 2.0).tan()
     }
-
-    /// A world point in camera coordinates (x right, y up, z forward).
-    pub fn to_camera(&self, p: V3) -> V3 {
-        let (r, u, f) = self.axes();
-        let d = p.sub(self.position);
-        V3::new(d.dot(r), d.dot(u), d.dot(f))
-    }
-
-    /// Projects a world point to pixel coordinates (u right, v down); `None` behind the camera.
-    pub fn project(&self, p: V3) -> Option<(f64, f64, f64)> {
-        let c = self.to_camera(p);
-        if c.z <= 1e-9 {
-            return None;
-        }
-        let f = self.focal();
-        Some((
-            self.width as f64 / 2.0 + f * c.x / c.z,
-            self.height as f64 / 2.0 - f * c.y / c.z,
-            c.z,
-        ))
-    }
 }
 
 /// A pixel rectangle `[x0, x1) x [y0, y1)` that limits drawing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scissor {
+    /// First column.
     pub x0: u32,
+    /// First row.
     pub y0: u32,
+    /// One past the last column.
     pub x1: u32,
+    /// One past the last row.
     pub y1: u32,
 }
 
 /// The frame buffers, reused from frame to frame (no allocation once sized).
 #[derive(Clone, Debug, Default)]
 pub struct Raster {
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
     /// RGB bytes, rows top to bottom (only written when colour is requested).
     pub rgb: Vec<u8>,

@@ -106,6 +106,7 @@ impl Outcome {
 #[derive(Clone, Debug, PartialEq)]
 enum Blocker {
     Wall,
+    Stove,
     Object(usize),
 }
 
@@ -419,6 +420,11 @@ impl World {
                 return Some(Blocker::Wall);
             }
         }
+        for (rect, _) in &self.scene.stoves {
+            if rect.distance(x, z) < r {
+                return Some(Blocker::Stove);
+            }
+        }
         for (rect, i) in &self.obstacles {
             if rect.distance(x, z) < r {
                 return Some(Blocker::Object(*i));
@@ -443,6 +449,7 @@ impl World {
     fn blocker_name(&self, b: &Blocker) -> (String, Option<String>) {
         match b {
             Blocker::Wall => ("Wall".to_string(), None),
+            Blocker::Stove => ("Stove".to_string(), None),
             Blocker::Object(i) => {
                 let o = &self.objects[*i];
                 (o.name.clone(), Some(o.object_id.clone()))
@@ -1019,7 +1026,8 @@ impl ThorLite {
                     if on_floor
                         && (!w.scene.in_room(x, z)
                             || w.obstacles.iter().any(|(r, k)| *k != h && r.overlaps(&fp))
-                            || w.scene.outside.iter().any(|r| r.overlaps(&fp)))
+                            || w.scene.outside.iter().any(|r| r.overlaps(&fp))
+                            || w.scene.stoves.iter().any(|(r, _)| r.overlaps(&fp)))
                     {
                         continue;
                     }

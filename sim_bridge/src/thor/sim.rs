@@ -1082,6 +1082,17 @@ impl ThorLite {
             let d = f.scale(0.8 * depth * (openness - old));
             if d.norm() > 1e-9 {
                 w.move_with_contents(i, d);
+                // A low drawer may not slide into the agent.
+                let b = &w.objects[i].axis_aligned_bounding_box;
+                let (min, max) = (b.min(), b.max());
+                let low = min.y < w.scene.floor_y + OBSTACLE_MAX_BOTTOM;
+                if low
+                    && Rect::new(min.x, min.z, max.x, max.z).distance(w.agent.x, w.agent.z)
+                        < AGENT_RADIUS
+                {
+                    w.move_with_contents(i, d.scale(-1.0));
+                    return Ok(Outcome::fail("Object failed to open/close successfully."));
+                }
             }
         }
         w.objects[i].openness = openness;

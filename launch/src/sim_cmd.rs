@@ -370,3 +370,69 @@ fn serve(a: ServeArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poses_parse_with_and_without_horizon() {
+        assert_eq!(parse_pose("1,-2.5,90").unwrap(), (1.0, -2.5, 90.0, 0.0));
+        assert_eq!(
+            parse_pose(" 0.5, 1 ,180, 30").unwrap(),
+            (0.5, 1.0, 180.0, 30.0)
+        );
+        assert!(parse_pose("1,2").is_err());
+        assert!(
+            parse_pose("1,x,3")
+                .unwrap_err()
+                .to_string()
+                .contains("field 2")
+        );
+        assert!(parse_pose("1,2,inf").is_err());
+    }
+
+    #[test]
+    fn shot_writes_pngs_of_the_requested_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("v.png");
+        let depth = dir.path().join("d.png");
+        let seg = dir.path().join("s.png");
+        shot(ShotArgs {
+            scene: "FloorPlan5".into(),
+            pose: Some("1.0,1.0,210,15".into()),
+            crouch: false,
+            width: 160,
+            height: 90,
+            fov: 90.0,
+            depth: Some(depth.clone()),
+            segmentation: Some(seg.clone()),
+            list_visible: false,
+            actions: vec![r#"{"action":"LookDown"}"#.into()],
+            out: out.clone(),
+        })
+        .unwrap();
+        let img = image::open(&out).unwrap();
+        assert_eq!((img.width(), img.height()), (160, 90));
+        let d = image::open(&depth).unwrap().into_luma16();
+        assert!(
+            d.pixels().all(|p| p.0[0] > 100 && p.0[0] < 20_000),
+            "depth in millimetres"
+        );
+        assert_eq!(image::open(&seg).unwrap().width(), 160);
+        let bad = ShotArgs {
+            scene: "FloorPlan999".into(),
+            pose: None,
+            crouch: false,
+            width: 16,
+            height: 9,
+            fov: 90.0,
+            depth: None,
+            segmentation: None,
+            list_visible: false,
+            actions: vec![],
+            out,
+        };
+        assert!(shot(bad).is_err());
+    }
+}

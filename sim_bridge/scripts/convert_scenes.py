@@ -266,6 +266,35 @@ def clip_rects(rects, x0, z0, x1, z1):
     return out
 
 
+def stove_bodies(objs):
+    """Stoves are not objects in the dumps, only their burners and knobs. Burners that no
+    CounterTop holds get a body: the burners' joint footprint (grown 0.1 m) from the floor to
+    their bottom."""
+    burners = [aabb(o) for o in objs if o["objectType"] == "StoveBurner"]
+    clusters = []
+    for b in burners:
+        for c in clusters:
+            if b[0] < c[3] + 0.6 and b[3] > c[0] - 0.6 and b[2] < c[5] + 0.6 and b[5] > c[2] - 0.6:
+                c[0], c[1], c[2] = min(c[0], b[0]), min(c[1], b[1]), min(c[2], b[2])
+                c[3], c[4], c[5] = max(c[3], b[3]), max(c[4], b[4]), max(c[5], b[5])
+                break
+        else:
+            clusters.append(list(b))
+    out = []
+    for c in clusters:
+        cx, cz = (c[0] + c[3]) / 2, (c[2] + c[5]) / 2
+        held = False
+        for o in objs:
+            if o["objectType"] != "CounterTop":
+                continue
+            a = aabb(o)
+            if a[0] <= cx <= a[3] and a[2] <= cz <= a[5] and abs(a[4] - c[1]) < 0.1:
+                held = True
+        if not held and c[1] > 0.3:
+            out.append(rnd([c[0] - 0.1, c[2] - 0.1, c[3] + 0.1, c[5] + 0.1, c[1]]))
+    return out
+
+
 def start_pose(d, pts):
     sp = d.get("start_pose")
     if sp:
@@ -394,6 +423,7 @@ def convert(src, name):
         "derived": derived,
         "room": room_grid(objs, pts, start_xz),
         "counter_bodies": counter_bodies(objs, derived, pts),
+        "stove_bodies": stove_bodies(objs),
         "reachable": rnd([list(p) for p in all_pts]),
         "reachable_grid": r.get("grid_size", 0.25),
         "openable_poses": rnd(r.get("openable_poses", {})),

@@ -26,13 +26,6 @@ impl V3 {
     pub fn dot(self, o: V3) -> f64 {
         self.x * o.x + self.y * o.y + self.z * o.z
     }
-    pub fn cross(self, o: V3) -> V3 {
-        V3::new(
-            self.y * o.z - self.z * o.y,
-            self.z * o.x - self.x * o.z,
-            self.x * o.y - self.y * o.x,
-        )
-    }
     pub fn norm(self) -> f64 {
         self.dot(self).sqrt()
     }

@@ -16,7 +16,7 @@
 mod embedded;
 mod geom;
 mod params;
-pub mod render;
+mod render;
 mod scene;
 pub mod sim;
 mod style;

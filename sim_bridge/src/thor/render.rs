@@ -66,42 +66,27 @@ impl Camera {
     pub fn focal(&self) -> f64 {
         (self.height as f64 / 2.0) / (self.fov_y_deg.to_radians() / 2.0).tan()
     }
-
-    /// A world point in camera coordinates (x right, y up, z forward).
-    pub fn to_camera(&self, p: V3) -> V3 {
-        let (r, u, f) = self.axes();
-        let d = p.sub(self.position);
-        V3::new(d.dot(r), d.dot(u), d.dot(f))
-    }
-
-    /// Projects a world point to pixel coordinates (u right, v down); `None` behind the camera.
-    pub fn project(&self, p: V3) -> Option<(f64, f64, f64)> {
-        let c = self.to_camera(p);
-        if c.z <= 1e-9 {
-            return None;
-        }
-        let f = self.focal();
-        Some((
-            self.width as f64 / 2.0 + f * c.x / c.z,
-            self.height as f64 / 2.0 - f * c.y / c.z,
-            c.z,
-        ))
-    }
 }
 
 /// A pixel rectangle `[x0, x1) x [y0, y1)` that limits drawing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scissor {
+    /// First column.
     pub x0: u32,
+    /// First row.
     pub y0: u32,
+    /// One past the last column.
     pub x1: u32,
+    /// One past the last row.
     pub y1: u32,
 }
 
 /// The frame buffers, reused from frame to frame (no allocation once sized).
 #[derive(Clone, Debug, Default)]
 pub struct Raster {
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
     /// RGB bytes, rows top to bottom (only written when colour is requested).
     pub rgb: Vec<u8>,
@@ -109,9 +94,9 @@ pub struct Raster {
     pub inv_z: Vec<f32>,
     /// Instance index per pixel (after `resolve`).
     pub ids: Vec<u32>,
-    /// Per pixel: 1 + the index into `palette` of the polygon drawn there (0 = none).
+    /// Per pixel: the index into `palette` of the polygon drawn there (0 = nothing drawn).
     tags: Vec<u32>,
-    /// Per drawn polygon: its shaded colour and instance index.
+    /// Per drawn polygon: its shaded colour and instance index; entry 0 is the background.
     palette: Vec<([u8; 3], u32)>,
 }
 
@@ -150,6 +135,7 @@ impl Raster {
             self.rgb.resize(n * 3, 0);
         }
         self.palette.clear();
+        self.palette.push((BACKGROUND, 0));
     }
 
     /// Clears the strided lattice of a scissor rectangle (buffers already sized): exactly
@@ -165,6 +151,7 @@ impl Raster {
             }
         }
         self.palette.clear();
+        self.palette.push((BACKGROUND, 0));
     }
 
     /// Turns the drawn polygons into instance ids (and colours, with instance outlines,
@@ -173,39 +160,49 @@ impl Raster {
         let n = self.width as usize * self.height as usize;
         let pal = &self.palette;
         for (id, &t) in self.ids[..n].iter_mut().zip(&self.tags[..n]) {
-            *id = if t == 0 { 0 } else { pal[t as usize - 1].1 };
+            *id = pal[t as usize].1;
         }
         if !color {
             return;
         }
-        for (px, &t) in self.rgb[..n * 3].chunks_exact_mut(3).zip(&self.tags[..n]) {
-            px.copy_from_slice(&if t == 0 {
-                BACKGROUND
-            } else {
-                pal[t as usize - 1].0
-            });
-        }
-        // Darken instance boundaries so neighbouring objects of one colour read as separate
-        // things.
         let w = self.width as usize;
         let h = self.height as usize;
         for y in 0..h {
-            let row = &self.ids[y * w..(y + 1) * w];
+            let ids = &self.ids[y * w..(y + 1) * w];
             let below = if y + 1 < h {
                 &self.ids[(y + 1) * w..(y + 2) * w]
             } else {
-                row
+                ids
             };
+            let tags = &self.tags[y * w..(y + 1) * w];
+            let out = &mut self.rgb[y * w * 3..(y + 1) * w * 3];
             for x in 0..w {
-                let id = row[x];
-                let right = if x + 1 < w { row[x + 1] } else { id };
+                let mut c = pal[tags[x] as usize].0;
+                // Darken instance boundaries so neighbouring objects of one colour read as
+                // separate things.
+                let id = ids[x];
+                let right = if x + 1 < w { ids[x + 1] } else { id };
                 if right != id || below[x] != id {
-                    let px = &mut self.rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
-                    for c in px {
-                        *c = (*c as u16 * 3 / 5) as u8;
-                    }
+                    c = [
+                        (c[0] as u16 * 3 / 5) as u8,
+                        (c[1] as u16 * 3 / 5) as u8,
+                        (c[2] as u16 * 3 / 5) as u8,
+                    ];
                 }
+                out[x * 3..x * 3 + 3].copy_from_slice(&c);
             }
+        }
+    }
+
+    /// Pixel counts per instance index (`counts[id]`, grown as needed) after `resolve`.
+    pub fn count_ids(&self, counts: &mut Vec<u32>) {
+        counts.iter_mut().for_each(|c| *c = 0);
+        for &id in &self.ids {
+            let id = id as usize;
+            if id >= counts.len() {
+                counts.resize(id + 1, 0);
+            }
+            counts[id] += 1;
         }
     }
 
@@ -232,7 +229,7 @@ impl Raster {
                     .step_by(stride)
                     .any(|x| {
                         let t = self.tags[y * w + x];
-                        t != 0 && self.palette[t as usize - 1].1 == id
+                        t != 0 && self.palette[t as usize].1 == id
                     })
             })
     }
@@ -379,8 +376,8 @@ impl Raster {
             } else {
                 [0, 0, 0]
             };
-            self.palette.push((rgb, q.id));
             let tag = self.palette.len() as u32;
+            self.palette.push((rgb, q.id));
             self.fill_polygon(&screen, (ia, ib, ic), tag, s, stride);
         }
     }
@@ -423,31 +420,39 @@ impl Raster {
         }
         let w = self.width as usize;
         let (ia, ib, ic) = inv;
+        // Per edge, the column bound as a linear function of the row centre:
+        // inside when sign * ((x1-x0)(py-y0) - (y1-y0)(px-x0)) >= 0, i.e. px on one side of
+        // the edge's x at py; pixel centres are at col + 0.5.
+        // (kind: 0 lower bound, 1 upper bound, 2 horizontal; c; slope)
+        let mut edges = [(0u8, 0.0f64, 0.0f64); 16];
+        let ne = n.min(16);
+        for (i, e) in edges.iter_mut().enumerate().take(ne) {
+            let (x0, y0) = pts[i];
+            let (x1, y1) = pts[(i + 1) % n];
+            let dy = y1 - y0;
+            let a = -sign * dy;
+            if a.abs() < 1e-12 {
+                // horizontal: inside when sign * (x1 - x0) * (py - y0) >= 0
+                *e = (2, y0, sign * (x1 - x0));
+            } else {
+                let slope = (x1 - x0) / dy;
+                *e = (if a > 0.0 { 0 } else { 1 }, x0 - 0.5 - y0 * slope, slope);
+            }
+        }
         for row in (row0..=row1).step_by(st as usize) {
             let py = row as f64 + 0.5;
             let mut lo = s.x0 as f64;
             let mut hi = s.x1 as f64 - 1.0;
             let mut empty = false;
-            for i in 0..n {
-                let (x0, y0) = pts[i];
-                let (x1, y1) = pts[(i + 1) % n];
-                // Inside when sign * cross(edge, p - p0) >= 0:
-                // sign * ((x1-x0)(py-y0) - (y1-y0)(px-x0)) >= 0  =>  A px + B >= 0
-                let a = -sign * (y1 - y0);
-                let b = sign * ((x1 - x0) * (py - y0) + (y1 - y0) * x0);
-                if a.abs() < 1e-12 {
-                    if b < 0.0 {
-                        empty = true;
-                        break;
+            for &(kind, c, k) in &edges[..ne] {
+                match kind {
+                    0 => lo = lo.max((c + k * py).ceil()),
+                    1 => hi = hi.min((c + k * py).floor()),
+                    _ => {
+                        if k * (py - c) < 0.0 {
+                            empty = true;
+                        }
                     }
-                    continue;
-                }
-                // px = col + 0.5
-                let bound = -b / a - 0.5;
-                if a > 0.0 {
-                    lo = lo.max(bound.ceil());
-                } else {
-                    hi = hi.min(bound.floor());
                 }
             }
             if empty || lo > hi {
@@ -470,21 +475,26 @@ impl Raster {
             let stu = st as usize;
             // 1/z is evaluated per pixel from the exact pixel centre (not accumulated), so a
             // strided probe computes bit-identical values to the full frame.
-            let z0 = ib * py + ic;
+            // f32 from here: the same expression in both paths, branch-free so it vectorises.
+            let z0 = (ib * py + ic) as f32;
+            let iaf = ia as f32;
             if stu == 1 {
-                let mut xf = c0 as f64 + 0.5;
-                for (z, t) in zrow.iter_mut().zip(trow.iter_mut()) {
-                    let zf = (ia * xf + z0) as f32;
-                    if zf > *z {
-                        *z = zf;
-                        *t = tag;
-                    }
-                    xf += 1.0;
+                // Pixel centres are small integers + 0.5: exact in f32, so this equals the
+                // strided expression below bit for bit.
+                let x0 = c0 as f32 + 0.5;
+                let len = zrow.len().min(trow.len());
+                let (zrow, trow) = (&mut zrow[..len], &mut trow[..len]);
+                for k in 0..len {
+                    let zf = iaf * (x0 + k as f32) + z0;
+                    let old = zrow[k];
+                    let nearer = zf > old;
+                    zrow[k] = if nearer { zf } else { old };
+                    trow[k] = if nearer { tag } else { trow[k] };
                 }
             } else {
                 let mut k = 0;
                 while k < zrow.len() {
-                    let zf = (ia * ((c0 + k) as f64 + 0.5) + z0) as f32;
+                    let zf = iaf * ((c0 as f32 + 0.5) + k as f32) + z0;
                     if zf > zrow[k] {
                         zrow[k] = zf;
                         trow[k] = tag;

@@ -72,6 +72,8 @@ struct SceneFile {
     derived: Vec<DerivedFile>,
     room: RoomFile,
     counter_bodies: Vec<CounterBodyFile>,
+    #[serde(default)]
+    stove_bodies: Vec<[f64; 5]>,
     reachable: Vec<[f64; 2]>,
     reachable_grid: f64,
     openable_poses: BTreeMap<String, OpenablePose>,
@@ -232,6 +234,9 @@ pub(crate) struct Scene {
     pub room_quads: Vec<Quad>,
     /// The floor-plan area outside the room, as rectangles (collision).
     pub outside: Vec<Rect>,
+    /// Stove bodies under burners that no counter holds (stoves are not objects in the
+    /// dumps): footprint and height. Drawn as structure, block the agent.
+    pub stoves: Vec<(Rect, f64)>,
     /// ALFWorld's reachable points (0.25 m grid), for validation.
     pub alfworld_reachable: Vec<[f64; 2]>,
     pub alfworld_grid: f64,
@@ -351,7 +356,16 @@ impl Scene {
         };
         let floor_index = f.objects.iter().position(|o| o.object_type == "Floor");
         let floor_id = floor_index.map(|i| i as u32 + 1).unwrap_or(0);
-        let room_quads = room_quads(&room, f.floor_y, f.ceiling_y, floor_id);
+        let stoves: Vec<(Rect, f64)> = f
+            .stove_bodies
+            .iter()
+            .map(|b| (Rect::new(b[0], b[1], b[2], b[3]), b[4]))
+            .collect();
+        let mut room_quads = room_quads(&room, f.floor_y, f.ceiling_y, floor_id);
+        for (r, top) in &stoves {
+            let b = Obox::from_min_max(V3::new(r.x0, f.floor_y, r.z0), V3::new(r.x1, *top, r.z1));
+            style::structure_box(&b, colour_of("Stove"), &mut room_quads);
+        }
         let outside = room
             .rects_where(3, |i, j| !room.at(i, j))
             .into_iter()
@@ -374,6 +388,7 @@ impl Scene {
             room,
             room_quads,
             outside,
+            stoves,
             alfworld_reachable: f.reachable,
             alfworld_grid: f.reachable_grid,
             openable_poses: f.openable_poses,
@@ -386,12 +401,6 @@ impl Scene {
         let i = ((x - self.room.x0) / self.room.cell).floor() as i64;
         let j = ((z - self.room.z0) / self.room.cell).floor() as i64;
         self.room.at(i, j)
-    }
-
-    /// The object's static box (initial state).
-    #[allow(dead_code)]
-    pub fn initial_box(&self, i: usize) -> Obox {
-        Obox::of_object(&self.objects[i])
     }
 }
 

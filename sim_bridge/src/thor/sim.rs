@@ -106,6 +106,7 @@ impl Outcome {
 #[derive(Clone, Debug, PartialEq)]
 enum Blocker {
     Wall,
+    Stove,
     Object(usize),
 }
 
@@ -419,6 +420,11 @@ impl World {
                 return Some(Blocker::Wall);
             }
         }
+        for (rect, _) in &self.scene.stoves {
+            if rect.distance(x, z) < r {
+                return Some(Blocker::Stove);
+            }
+        }
         for (rect, i) in &self.obstacles {
             if rect.distance(x, z) < r {
                 return Some(Blocker::Object(*i));
@@ -443,6 +449,7 @@ impl World {
     fn blocker_name(&self, b: &Blocker) -> (String, Option<String>) {
         match b {
             Blocker::Wall => ("Wall".to_string(), None),
+            Blocker::Stove => ("Stove".to_string(), None),
             Blocker::Object(i) => {
                 let o = &self.objects[*i];
                 (o.name.clone(), Some(o.object_id.clone()))
@@ -986,6 +993,7 @@ impl ThorLite {
             })
             .collect();
         let (ax, az) = (w.agent.x, w.agent.z);
+        let on_floor = rec.object_type == "Floor";
         let mut best: Option<(f64, V3)> = None;
         for reg in &regions {
             let (x0, x1, z0, z1) = (reg.x0 + hx, reg.x1 - hx, reg.z0 + hz, reg.z1 - hz);
@@ -1009,6 +1017,18 @@ impl ThorLite {
                 for &z in &zs {
                     let fp = Rect::new(x - hx + 0.01, z - hz + 0.01, x + hx - 0.01, z + hz - 0.01);
                     if taken.iter().any(|t| t.overlaps(&fp)) {
+                        continue;
+                    }
+                    // Never under the agent; on the floor, only on free floor.
+                    if fp.distance(ax, az) < AGENT_RADIUS + 0.05 {
+                        continue;
+                    }
+                    if on_floor
+                        && (!w.scene.in_room(x, z)
+                            || w.obstacles.iter().any(|(r, k)| *k != h && r.overlaps(&fp))
+                            || w.scene.outside.iter().any(|r| r.overlaps(&fp))
+                            || w.scene.stoves.iter().any(|(r, _)| r.overlaps(&fp)))
+                    {
                         continue;
                     }
                     let d = (x - ax).powi(2) + (z - az).powi(2);
@@ -1062,6 +1082,17 @@ impl ThorLite {
             let d = f.scale(0.8 * depth * (openness - old));
             if d.norm() > 1e-9 {
                 w.move_with_contents(i, d);
+                // A low drawer may not slide into the agent.
+                let b = &w.objects[i].axis_aligned_bounding_box;
+                let (min, max) = (b.min(), b.max());
+                let low = min.y < w.scene.floor_y + OBSTACLE_MAX_BOTTOM;
+                if low
+                    && Rect::new(min.x, min.z, max.x, max.z).distance(w.agent.x, w.agent.z)
+                        < AGENT_RADIUS
+                {
+                    w.move_with_contents(i, d.scale(-1.0));
+                    return Ok(Outcome::fail("Object failed to open/close successfully."));
+                }
             }
         }
         w.objects[i].openness = openness;
@@ -1244,12 +1275,7 @@ impl ThorLite {
         self.raster.clear(settings.width, settings.height, true);
         self.raster.draw(&cam, &quads, true, None);
         self.raster.resolve(true);
-        world.counts.iter_mut().for_each(|c| *c = 0);
-        for &id in &self.raster.ids {
-            if let Some(c) = world.counts.get_mut(id as usize) {
-                *c += 1;
-            }
-        }
+        self.raster.count_ids(&mut world.counts);
         let metadata = build_metadata(world, &settings, &cam, action, &out);
         let frames = Frames {
             rgb: RgbImage::new(settings.width, settings.height, self.raster.rgb.clone()),
@@ -1302,15 +1328,17 @@ fn target_scissor(cam: &Camera, target: &[Quad]) -> Option<(Scissor, u32)> {
     );
     let mut behind = false;
     let mut any_front = false;
+    let (r, u, fw) = cam.axes();
+    let f = cam.focal();
     for q in target {
         for v in &q.v {
-            let c = cam.to_camera(*v);
+            let d = v.sub(cam.position);
+            let c = V3::new(d.dot(r), d.dot(u), d.dot(fw));
             if c.z < NEAR {
                 behind = true;
                 continue;
             }
             any_front = true;
-            let f = cam.focal();
             let u = w / 2.0 + f * c.x / c.z;
             let vv = h / 2.0 - f * c.y / c.z;
             x0 = x0.min(u);

@@ -73,6 +73,7 @@ pub fn type_color(t: &str) -> [f32; 3] {
         "Microwave" => Some([70, 72, 78]),
         "StoveBurner" => Some([40, 40, 44]),
         "StoveKnob" => Some([30, 30, 30]),
+        "Stove" => Some([95, 95, 100]),
         "Sink" => Some([175, 182, 190]),
         "SinkBasin" => Some([150, 160, 170]),
         "Faucet" => Some([205, 205, 215]),
@@ -354,6 +355,11 @@ fn box_quads(
             recessed: false,
         });
     }
+}
+
+/// A closed box of structure (instance 0), e.g. a stove body.
+pub(crate) fn structure_box(b: &Obox, color: [f32; 3], out: &mut Vec<Quad>) {
+    box_quads(b, color, 0, false, |_| true, out);
 }
 
 /// The face index (as in `box_quads`) whose outward normal is most aligned with `dir`.

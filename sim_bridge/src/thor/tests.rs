@@ -953,3 +953,110 @@ fn opened_cabinets_and_drawers_show_their_contents() {
         );
     }
 }
+
+#[test]
+fn metadata_has_ai2thor_keys_and_values() {
+    let (mut t, ev) = sim("FloorPlan5", &bench_settings());
+    let v = serde_json::to_value(&ev.metadata).unwrap();
+    for k in [
+        "objects",
+        "agent",
+        "inventoryObjects",
+        "sceneName",
+        "lastAction",
+        "lastActionSuccess",
+        "errorMessage",
+        "actionReturn",
+        "screenWidth",
+        "screenHeight",
+        "fov",
+        "cameraPosition",
+        "sceneBounds",
+        "collided",
+        "depthFormat",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    assert_eq!(v["screenWidth"], 800);
+    assert_eq!(v["fov"], 90.0);
+    assert_eq!(v["actionReturn"]["cameraNearPlane"], 0.1);
+    let cam = &ev.metadata.camera_position;
+    let ag = &ev.metadata.agent.position;
+    assert!((cam.y - ag.y - 0.675).abs() < 1e-9);
+    let o = &v["objects"][0];
+    for k in [
+        "objectId",
+        "objectType",
+        "visible",
+        "isInteractable",
+        "distance",
+        "axisAlignedBoundingBox",
+        "parentReceptacles",
+        "isPickedUp",
+        "openness",
+        "isToggled",
+    ] {
+        assert!(o.get(k).is_some(), "object key {k}");
+    }
+    // distance is from the agent position to the object position
+    let a = &ev.metadata.objects[0];
+    let d = ((a.position.x - ag.x).powi(2)
+        + (a.position.y - ag.y).powi(2)
+        + (a.position.z - ag.z).powi(2))
+    .sqrt();
+    assert!((a.distance - d).abs() < 1e-5);
+    // Visibility agrees with the instance frame.
+    let ids = ev.frames.instances.as_ref().unwrap();
+    for (i, o) in ev.metadata.objects.iter().enumerate() {
+        let px = ids.data.iter().filter(|&&x| x == i as u32 + 1).count();
+        assert_eq!(o.visible, px > 0, "{}", o.object_id);
+    }
+    let e = step(&mut t, json!({"action": "GetReachablePositions"}));
+    let p = &e.metadata.action_return[0];
+    assert!(p["x"].is_number() && p["y"].is_number() && p["z"].is_number());
+    assert_eq!(e.metadata.last_action, "GetReachablePositions");
+}
+
+#[test]
+fn put_on_the_floor_lands_on_free_floor_and_the_agent_can_still_move() {
+    let (mut t, ev) = sim("FloorPlan205", &bench_settings());
+    let floor = first_of_type(&ev, "Floor");
+    let o = ev
+        .metadata
+        .objects
+        .iter()
+        .find(|o| o.pickupable && o.visible)
+        .unwrap()
+        .object_id
+        .clone();
+    let e = step(
+        &mut t,
+        json!({"action": "PickupObject", "objectId": o, "forceAction": true}),
+    );
+    assert!(e.metadata.last_action_success);
+    let e = step(
+        &mut t,
+        json!({"action": "PutObject", "objectId": floor, "forceAction": true}),
+    );
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+    let placed = obj(&e, &o);
+    assert!(
+        placed.axis_aligned_bounding_box.min().y.abs() < 0.01,
+        "rests on the floor"
+    );
+    assert!(placed.parent_receptacles.as_ref().unwrap().contains(&floor));
+    // the agent is not trapped by what it put down
+    let e = step(
+        &mut t,
+        json!({"action": "Teleport", "position": e.metadata.agent.position}),
+    );
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+}

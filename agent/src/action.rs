@@ -76,7 +76,10 @@ impl Verb {
 
     /// Whether the verb takes an object argument.
     pub fn takes_object(&self) -> bool {
-        !matches!(self, Verb::Init | Verb::Observe | Verb::MoveForward | Verb::End)
+        !matches!(
+            self,
+            Verb::Init | Verb::Observe | Verb::MoveForward | Verb::End
+        )
     }
 
     /// Whether the verb interacts with an object (as opposed to moving or looking).
@@ -221,11 +224,20 @@ mod tests {
         }
         assert_eq!(Verb::from_str_exact("init"), Some(Verb::Init));
         assert_eq!(Verb::from_str_exact("fly"), None);
-        assert_eq!(DiscreteAction::on(Verb::NavigateTo, "Fridge").to_string(), "navigate to Fridge");
+        assert_eq!(
+            DiscreteAction::on(Verb::NavigateTo, "Fridge").to_string(),
+            "navigate to Fridge"
+        );
         assert_eq!(DiscreteAction::bare(Verb::End).to_string(), "end");
         // `put in` must be tried before `put` when matching prefixes.
-        let pi = Verb::EMITTABLE.iter().position(|v| *v == Verb::PutIn).unwrap();
-        let p = Verb::EMITTABLE.iter().position(|v| *v == Verb::Put).unwrap();
+        let pi = Verb::EMITTABLE
+            .iter()
+            .position(|v| *v == Verb::PutIn)
+            .unwrap();
+        let p = Verb::EMITTABLE
+            .iter()
+            .position(|v| *v == Verb::Put)
+            .unwrap();
         assert!(pi < p);
     }
 

@@ -12,11 +12,20 @@
 //!     score) that the event loop drives;
 //!   - [`thor`]: AI2-THOR's metadata schema as Rust types;
 //!   - [`error`]: the crate's error type.
+//! - The runtime:
+//!   - [`event_loop`]: runs an episode step by step (tokio; blocking work on blocking
+//!     threads; Ctrl-C via [`event_loop::StopSignal`]);
+//!   - [`memory`]: interaction history, the JSON-lines episode log, the budgeted context and
+//!     the semantic map;
+//!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies.
 
 pub mod action;
 pub mod error;
+pub mod event_loop;
 pub mod harness;
+pub mod memory;
 pub mod observation;
+pub mod policies;
 pub mod policy;
 pub mod recorder;
 pub mod thor;
@@ -25,7 +34,9 @@ pub mod world;
 pub use action::{Action, DiscreteAction, GripperIntent, KeypointAction, Verb};
 pub use error::{Error, Result};
 pub use harness::{Harness, HarnessStep};
-pub use observation::{CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage};
+pub use observation::{
+    CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage,
+};
 pub use policy::{Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Role};
 pub use recorder::{NullRecorder, RecordEvent, Recorder, StepTimings};
 pub use world::{Command, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo};

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use ember_calibration::frames::{Camera, Transform, World};
 use ember_calibration::Pinhole;
+use ember_calibration::frames::{Camera, Transform, World};
 use serde::{Deserialize, Serialize};
 
 use crate::thor;

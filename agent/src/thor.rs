@@ -238,8 +238,13 @@ impl Metadata {
     }
 
     /// The objects of this type, in metadata order.
-    pub fn objects_of_type<'a>(&'a self, object_type: &'a str) -> impl Iterator<Item = &'a ObjectMeta> + 'a {
-        self.objects.iter().filter(move |o| o.object_type == object_type)
+    pub fn objects_of_type<'a>(
+        &'a self,
+        object_type: &'a str,
+    ) -> impl Iterator<Item = &'a ObjectMeta> + 'a {
+        self.objects
+            .iter()
+            .filter(move |o| o.object_type == object_type)
     }
 
     /// The id of the held object, if any.
@@ -292,7 +297,10 @@ mod tests {
             make_object_id("Apple", &Vec3::new(-0.4652, 1.1512, 0.4757)),
             "Apple|-00.47|+01.15|+00.48"
         );
-        assert_eq!(object_type_of_id("Sink|-01.90|+00.97|-01.50|SinkBasin"), "SinkBasin");
+        assert_eq!(
+            object_type_of_id("Sink|-01.90|+00.97|-01.50|SinkBasin"),
+            "SinkBasin"
+        );
         assert_eq!(object_type_of_id("Apple|-00.47|+01.15|+00.48"), "Apple");
     }
 

@@ -144,6 +144,9 @@ mod tests {
         let a = SimAction::new("PickupObject").with("objectId", "Apple|1|2|3");
         assert_eq!(a.name(), "PickupObject");
         let j = serde_json::to_value(&a).unwrap();
-        assert_eq!(j, serde_json::json!({"action": "PickupObject", "objectId": "Apple|1|2|3"}));
+        assert_eq!(
+            j,
+            serde_json::json!({"action": "PickupObject", "objectId": "Apple|1|2|3"})
+        );
     }
 }

@@ -29,7 +29,11 @@ pub struct Pinhole {
 impl Pinhole {
     /// Intrinsics from a vertical field of view (radians), as Unity's and hence AI2-THOR's
     /// `fieldOfView` means it. Square pixels, centred principal point.
-    pub fn from_vertical_fov(width: u32, height: u32, fov_y: f64) -> Result<Self, CalibrationError> {
+    pub fn from_vertical_fov(
+        width: u32,
+        height: u32,
+        fov_y: f64,
+    ) -> Result<Self, CalibrationError> {
         Self::check(width, height, fov_y)?;
         let f = (height as f64 / 2.0) / (fov_y / 2.0).tan();
         Ok(Self::centred(width, height, f))

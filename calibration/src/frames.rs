@@ -96,7 +96,10 @@ impl<To: Frame, From: Frame> Transform<To, From> {
 
     /// A transform from a translation and a rotation.
     pub fn from_parts(translation: Vector3<f64>, rotation: UnitQuaternion<f64>) -> Self {
-        Self::from_isometry(Isometry3::from_parts(Translation3::from(translation), rotation))
+        Self::from_isometry(Isometry3::from_parts(
+            Translation3::from(translation),
+            rotation,
+        ))
     }
 
     /// The underlying isometry.

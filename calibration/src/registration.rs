@@ -29,7 +29,10 @@ impl Similarity {
 }
 
 /// Rigid alignment (rotation + translation) of `source` onto `target`.
-pub fn rigid(source: &[Point3<f64>], target: &[Point3<f64>]) -> Result<Similarity, CalibrationError> {
+pub fn rigid(
+    source: &[Point3<f64>],
+    target: &[Point3<f64>],
+) -> Result<Similarity, CalibrationError> {
     estimate(source, target, false)
 }
 
@@ -197,8 +200,14 @@ mod tests {
             rigid(&[p, p, p], &[p, p]).unwrap_err(),
             CalibrationError::LengthMismatch(3, 2)
         );
-        assert!(matches!(rigid(&[p, p, p], &[p, p, p]), Err(CalibrationError::Degenerate(_))));
+        assert!(matches!(
+            rigid(&[p, p, p], &[p, p, p]),
+            Err(CalibrationError::Degenerate(_))
+        ));
         let line: Vec<_> = (0..5).map(|i| Point3::new(i as f64, 0.0, 0.0)).collect();
-        assert!(matches!(rigid(&line, &line), Err(CalibrationError::Degenerate(_))));
+        assert!(matches!(
+            rigid(&line, &line),
+            Err(CalibrationError::Degenerate(_))
+        ));
     }
 }

@@ -20,13 +20,21 @@ pub const CROUCHING_CAMERA_OFFSET: f64 = 0.0;
 /// The forward unit vector for a yaw (radians, about +y, 0 facing +z) and a pitch (radians,
 /// positive looking down).
 pub fn forward(yaw: f64, pitch: f64) -> Vector3<f64> {
-    Vector3::new(yaw.sin() * pitch.cos(), -pitch.sin(), yaw.cos() * pitch.cos())
+    Vector3::new(
+        yaw.sin() * pitch.cos(),
+        -pitch.sin(),
+        yaw.cos() * pitch.cos(),
+    )
 }
 
 /// The rotation whose columns are the camera's right, up and forward axes in the world.
 pub fn camera_rotation(yaw: f64, pitch: f64) -> UnitQuaternion<f64> {
     let right = Vector3::new(yaw.cos(), 0.0, -yaw.sin());
-    let up = Vector3::new(yaw.sin() * pitch.sin(), pitch.cos(), yaw.cos() * pitch.sin());
+    let up = Vector3::new(
+        yaw.sin() * pitch.sin(),
+        pitch.cos(),
+        yaw.cos() * pitch.sin(),
+    );
     let fwd = forward(yaw, pitch);
     let m = Matrix3::from_columns(&[right, up, fwd]);
     UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(m))
@@ -68,7 +76,10 @@ mod tests {
         assert!(f.y < 0.0 && f.z > 0.0);
         let pose = camera_pose(Point3::new(0.0, 1.5, 0.0), 0.0, 30f64.to_radians());
         let up = pose.transform_vector(&Vector3::y());
-        assert!(up.y > 0.0 && up.z > 0.0, "up tilts forward when looking down: {up:?}");
+        assert!(
+            up.y > 0.0 && up.z > 0.0,
+            "up tilts forward when looking down: {up:?}"
+        );
     }
 
     #[test]

@@ -2,8 +2,15 @@
 //!
 //! Module map (one module per command family):
 //! - `main.rs`: the command tree and logging setup.
+//! - `launch_file`: TOML launch files with includes, `--set` overrides and origins.
+//! - `config`: the launch-file schema and its validation.
+//! - `check_cmd`: `ember check`.
 
 use clap::{Parser, Subcommand};
+
+mod check_cmd;
+mod config;
+mod launch_file;
 
 /// ember: run embodied reasoning agents in simulators and on robots.
 #[derive(Debug, Parser)]
@@ -17,7 +24,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Validate a launch file without running it.
+    Check(check_cmd::CheckArgs),
+}
 
 fn init_logging(filter: &str) {
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,5 +42,7 @@ fn init_logging(filter: &str) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    match cli.command {}
+    match cli.command {
+        Command::Check(args) => check_cmd::run(&args),
+    }
 }

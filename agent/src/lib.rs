@@ -18,6 +18,8 @@
 //!   - [`memory`]: interaction history, the JSON-lines episode log, the budgeted context and
 //!     the semantic map;
 //!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies.
+//! - Task interfaces (pure text, no model):
+//!   - [`robot_r1`]: Robot-R1's next-keypoint prompt and `<think>`/`<answer>` parser.
 
 pub mod action;
 pub mod error;
@@ -28,6 +30,7 @@ pub mod observation;
 pub mod policies;
 pub mod policy;
 pub mod recorder;
+pub mod robot_r1;
 pub mod thor;
 pub mod world;
 

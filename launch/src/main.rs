@@ -5,12 +5,16 @@
 //! - `launch_file`: TOML launch files with includes, `--set` overrides and origins.
 //! - `config`: the launch-file schema and its validation.
 //! - `check_cmd`: `ember check`.
+//! - `model_cmd`: `ember model info|check|generate` (Qwen2-VL / Qwen2.5-VL checkpoints).
+//! - `bench_cmd`: `ember bench ...` (model).
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
 mod check_cmd;
 mod config;
 mod launch_file;
+mod model_cmd;
 
 /// ember: run embodied reasoning agents in simulators and on robots.
 #[derive(Debug, Parser)]
@@ -27,6 +31,12 @@ struct Cli {
 enum Command {
     /// Validate a launch file without running it.
     Check(check_cmd::CheckArgs),
+    /// Qwen2-VL / Qwen2.5-VL checkpoints: info, parity check against transformers, generate.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
+    /// End-to-end benchmarks (`ember bench model`: the 2B-shaped model on cpu/wgpu).
+    #[command(subcommand)]
+    Bench(bench_cmd::Bench),
 }
 
 fn init_logging(filter: &str) {
@@ -44,5 +54,7 @@ fn main() -> anyhow::Result<()> {
     init_logging(&cli.log);
     match cli.command {
         Command::Check(args) => check_cmd::run(&args),
+        Command::Model(c) => model_cmd::run(c),
+        Command::Bench(c) => bench_cmd::run(c),
     }
 }

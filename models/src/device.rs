@@ -104,7 +104,27 @@ pub fn runtime(kind: BackendKind, precision: Precision) -> Result<Runtime> {
             "{kind} does not support {precision} on this machine"
         )));
     }
-    Ok(Runtime { device, dtype })
+    let mut rt = Runtime::new(device, dtype);
+    if kind == BackendKind::Cpu {
+        rt.linear_blocks = cpu_linear_blocks();
+    }
+    Ok(rt)
+}
+
+/// How many blocks CPU linear layers split into: at least 4 (burn-flex runs a batched matmul's
+/// batch in parallel from 4 matrices up), and at least one per core. `EMBER_CPU_LINEAR_BLOCKS`
+/// overrides it (1 turns the split off).
+pub fn cpu_linear_blocks() -> usize {
+    if let Some(n) = std::env::var("EMBER_CPU_LINEAR_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.max(1);
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    cores.max(4)
 }
 
 #[cfg(feature = "wgpu")]

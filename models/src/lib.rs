@@ -18,8 +18,10 @@
 //! - [`pipeline`]: conversation -> prompt -> streamed reply ([`pipeline::Vlm`]);
 //! - [`policy`]: the model behind ember's `Policy` contract (Embodied-Reasoner and Robot-R1
 //!   reply formats);
-//! - [`reference`]: transformers reference dumps and the parity check.
+//! - [`reference`]: transformers reference dumps and the parity check;
+//! - [`bench`]: the `ember bench model` workload (random weights in the real 2B shape).
 
+pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod device;

@@ -15,9 +15,23 @@ pub struct Runtime {
     pub device: Device,
     /// The float dtype of weights and activations.
     pub dtype: DType,
+    /// Linear layers split their output features into this many blocks, multiplied as one
+    /// batched matmul (1 = no split). On the CPU backend this is what spreads a decode step's
+    /// matrix-vector products over the cores: the backend runs the batch in parallel, while a
+    /// single matrix-vector product would run on one thread.
+    pub linear_blocks: usize,
 }
 
 impl Runtime {
+    /// A runtime with unsplit linear layers.
+    pub fn new(device: Device, dtype: DType) -> Self {
+        Self {
+            device,
+            dtype,
+            linear_blocks: 1,
+        }
+    }
+
     /// Uploads host f32 values.
     pub fn tensor<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
         host_tensor(values, shape, &self.device, self.dtype)
@@ -59,13 +73,22 @@ pub fn load<const D: usize>(
 }
 
 /// `y = x W^T + b` with `W` kept in PyTorch's `[out, in]` layout and used through a transposed
-/// view (no copy).
+/// view (no copy), optionally split into blocks of output features (see
+/// [`Runtime::linear_blocks`]).
 #[derive(Clone, Debug)]
 pub struct Linear {
-    /// `[in, out]` (a transposed view of the stored `[out, in]`).
-    weight_t: Tensor<2>,
+    weight: LinearWeight,
     /// `[1, out]`.
     bias: Option<Tensor<2>>,
+    d_out: usize,
+}
+
+#[derive(Clone, Debug)]
+enum LinearWeight {
+    /// `[in, out]` (a transposed view of the stored `[out, in]`).
+    Whole(Tensor<2>),
+    /// `[blocks, in, out / blocks]` (a transposed view of `[blocks, out / blocks, in]`).
+    Blocks(Tensor<3>),
 }
 
 impl Linear {
@@ -88,20 +111,43 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self::from_weight(weight, bias))
+        Ok(Self::from_weight(weight, bias, rt.linear_blocks))
     }
 
-    /// From an `[out, in]` weight and an optional `[1, out]` bias.
-    pub fn from_weight(weight: Tensor<2>, bias: Option<Tensor<2>>) -> Self {
+    /// From an `[out, in]` weight and an optional `[1, out]` bias, split into `blocks` blocks of
+    /// output features when they divide evenly.
+    pub fn from_weight(weight: Tensor<2>, bias: Option<Tensor<2>>, blocks: usize) -> Self {
+        let [d_out, d_in] = weight.dims();
+        let weight = if blocks > 1 && d_out % blocks == 0 {
+            LinearWeight::Blocks(
+                weight
+                    .reshape([blocks, d_out / blocks, d_in])
+                    .swap_dims(1, 2),
+            )
+        } else {
+            LinearWeight::Whole(weight.transpose())
+        };
         Self {
-            weight_t: weight.transpose(),
+            weight,
             bias,
+            d_out,
         }
     }
 
     /// `[T, in] -> [T, out]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.weight_t.clone());
+        let y = match &self.weight {
+            LinearWeight::Whole(w) => x.matmul(w.clone()),
+            LinearWeight::Blocks(w) => {
+                let [t, d_in] = x.dims();
+                let [blocks, _, per] = w.dims();
+                // [1, T, in] x [blocks, in, per] -> [blocks, T, per] -> [T, out]
+                x.reshape([1, t, d_in])
+                    .matmul(w.clone())
+                    .swap_dims(0, 1)
+                    .reshape([t, blocks * per])
+            }
+        };
         match &self.bias {
             Some(b) => y + b.clone(),
             None => y,
@@ -110,7 +156,7 @@ impl Linear {
 
     /// Output width.
     pub fn d_out(&self) -> usize {
-        self.weight_t.dims()[1]
+        self.d_out
     }
 }
 

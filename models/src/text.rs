@@ -63,8 +63,8 @@ pub struct TextModel {
     embed: Tensor<2>,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    /// `[hidden, vocab]` (a transposed view of the embedding or of `lm_head.weight`).
-    head_t: Tensor<2>,
+    /// The output head (over the embedding's storage when tied).
+    head: Linear,
 }
 
 impl TextModel {
@@ -81,8 +81,8 @@ impl TextModel {
         let embed_names = names("embed_tokens.weight");
         let er: Vec<&str> = embed_names.iter().map(String::as_str).collect();
         let embed: Tensor<2> = load(src, rt, &er, [cfg.vocab_size, h])?;
-        let head_t = if tied {
-            embed.clone().transpose()
+        let head_weight = if tied {
+            embed.clone()
         } else {
             load::<2>(
                 src,
@@ -90,8 +90,8 @@ impl TextModel {
                 &["lm_head.weight", "model.lm_head.weight"],
                 [cfg.vocab_size, h],
             )?
-            .transpose()
         };
+        let head = Linear::from_weight(head_weight, None, rt.linear_blocks);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = |s: &str| names(&format!("layers.{l}.{s}"));
@@ -132,7 +132,7 @@ impl TextModel {
             embed,
             layers,
             norm: RmsNorm::load(src, rt, &names("norm"), h, cfg.rms_norm_eps)?,
-            head_t,
+            head,
         })
     }
 
@@ -214,7 +214,7 @@ impl TextModel {
 
     /// Logits `[T, vocab]` of final hidden states.
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        hidden.matmul(self.head_t.clone())
+        self.head.forward(hidden)
     }
 }
 

@@ -51,7 +51,7 @@ impl ChatMessage {
 }
 
 enum Kind {
-    Jinja(Environment<'static>),
+    Jinja(Box<Environment<'static>>),
     BuiltIn,
 }
 
@@ -102,7 +102,7 @@ impl ChatTemplate {
                 message: format!("{e:#}"),
             })?;
         Ok(Self {
-            kind: Kind::Jinja(env),
+            kind: Kind::Jinja(Box::new(env)),
             source: source.to_string(),
             bos_token: None,
             eos_token: None,

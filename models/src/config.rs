@@ -407,7 +407,7 @@ impl ModelConfig {
             ConfigShape::Nested => format!("text_config.{k}"),
             ConfigShape::FlatLegacy => k.to_string(),
         };
-        if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
+        if t.num_attention_heads == 0 || !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(ModelError::config(
                 path,
                 tk("num_attention_heads"),
@@ -417,7 +417,9 @@ impl ModelConfig {
                 ),
             ));
         }
-        if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
+        if t.num_key_value_heads == 0
+            || !t.num_attention_heads.is_multiple_of(t.num_key_value_heads)
+        {
             return Err(ModelError::config(
                 path,
                 tk("num_key_value_heads"),
@@ -427,7 +429,7 @@ impl ModelConfig {
                 ),
             ));
         }
-        if t.head_dim % 2 != 0 {
+        if !t.head_dim.is_multiple_of(2) {
             return Err(ModelError::config(
                 path,
                 tk("hidden_size"),
@@ -447,7 +449,10 @@ impl ModelConfig {
             ));
         }
         let v = &self.vision;
-        if v.num_heads == 0 || v.hidden_size % v.num_heads != 0 || v.head_dim() % 4 != 0 {
+        if v.num_heads == 0
+            || !v.hidden_size.is_multiple_of(v.num_heads)
+            || !v.head_dim().is_multiple_of(4)
+        {
             return Err(ModelError::config(
                 path,
                 "vision_config.num_heads",
@@ -649,11 +654,7 @@ fn parse_text(root: &Obj<'_>, text: Option<&Obj<'_>>) -> Result<TextConfig> {
         num_hidden_layers,
         num_attention_heads,
         num_key_value_heads,
-        head_dim: if num_attention_heads > 0 {
-            hidden_size / num_attention_heads
-        } else {
-            0
-        },
+        head_dim: hidden_size.checked_div(num_attention_heads).unwrap_or(0),
         rms_norm_eps,
         rope_theta: rope_theta.unwrap_or(1_000_000.0),
         mrope_section: mrope_section.unwrap_or_else(|| vec![16, 24, 24]),
@@ -768,7 +769,7 @@ impl Default for PreprocessorConfig {
             temporal_patch_size: 2,
             merge_size: 2,
             image_mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
-            image_std: [0.268_629_54, 0.261_302_58, 0.275_777_11],
+            image_std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
             rescale_factor: 1.0 / 255.0,
             do_resize: true,
             do_rescale: true,

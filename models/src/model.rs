@@ -76,7 +76,7 @@ impl QwenVl {
     /// per image token.
     pub fn encode_pixels(&self, pixel_values: Vec<f32>, grids: &[[usize; 3]]) -> Result<Tensor<2>> {
         let pd = self.config.vision.patch_dim();
-        if pixel_values.len() % pd != 0 {
+        if !pixel_values.len().is_multiple_of(pd) {
             return Err(ModelError::Input(format!(
                 "pixel_values has {} values, not a multiple of the patch size {pd}",
                 pixel_values.len()

@@ -233,6 +233,7 @@ impl LayerNorm {
 
 /// Either norm (the vision tower uses LayerNorm in Qwen2-VL and RMSNorm in Qwen2.5-VL).
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // tensors are large handles; one per layer
 pub enum Norm {
     /// LayerNorm.
     Layer(LayerNorm),

@@ -167,9 +167,9 @@ pub fn vision_cos_sin(
     let mut cos = vec![0f32; n * head_dim];
     let mut sin = vec![0f32; n * head_dim];
     for (i, &(r, c)) in positions.iter().enumerate() {
-        for j in 0..q {
+        for (j, &f) in inv.iter().enumerate() {
             for (k, pos) in [(j, r), (j + q, c)] {
-                let a = pos as f32 * inv[j];
+                let a = pos as f32 * f;
                 let (sa, ca) = a.sin_cos();
                 for off in [0, 2 * q] {
                     cos[i * head_dim + k + off] = ca;

@@ -17,6 +17,8 @@ fn names(base: &str) -> Vec<String> {
     vec![format!("visual.{base}"), format!("model.visual.{base}")]
 }
 
+// Tensors are large handles; the variants live once per block.
+#[allow(clippy::large_enum_variant)]
 enum Mlp {
     Plain {
         fc1: Linear,

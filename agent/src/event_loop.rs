@@ -88,6 +88,9 @@ pub struct LoopSettings {
     pub max_calls: u64,
     /// Seconds between partial-reply events while a policy streams text.
     pub partial_reply_interval_s: f64,
+    /// Paces the loop: each step takes at least this long (0 = as fast as possible). Useful
+    /// to watch an episode live in the viewer or to slow a robot's decision rate.
+    pub min_step_interval_s: f64,
 }
 
 impl Default for LoopSettings {
@@ -96,6 +99,7 @@ impl Default for LoopSettings {
             decision_timeout_s: 300.0,
             max_calls: 1000,
             partial_reply_interval_s: 0.1,
+            min_step_interval_s: 0.0,
         }
     }
 }
@@ -528,6 +532,13 @@ pub async fn run_episode(
                 timings: timings.clone(),
             });
             lp.timings.push(timings);
+            let pace = settings.min_step_interval_s - t_step.elapsed().as_secs_f64();
+            if pace > 0.0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(pace)) => {}
+                    _ = stop.wait() => {}
+                }
+            }
         }
     }
 

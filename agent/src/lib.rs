@@ -18,10 +18,14 @@
 //!   - [`memory`]: interaction history, the JSON-lines episode log, the budgeted context and
 //!     the semantic map;
 //!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies.
-//! - Task interfaces (pure text, no model):
-//!   - [`robot_r1`]: Robot-R1's next-keypoint prompt and `<think>`/`<answer>` parser.
+//! - Task families:
+//!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
+//!     parser, executor, legality, ending rules, trajectory records, metrics and summaries);
+//!   - [`robot_r1`]: Robot-R1's next-keypoint prompt and `<think>`/`<answer>` parser (pure
+//!     text, no model).
 
 pub mod action;
+pub mod er;
 pub mod error;
 pub mod event_loop;
 pub mod harness;

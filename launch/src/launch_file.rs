@@ -90,6 +90,26 @@ pub enum LaunchError {
     },
 }
 
+/// Removes `.` and resolves `..` lexically where a normal component precedes it.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
 /// The merged values of a launch file and its includes, with their origins.
 #[derive(Clone, Debug, Default)]
 pub struct Layered {
@@ -326,22 +346,17 @@ impl Layered {
         }
     }
 
-    /// Resolves a path value against its origin's directory.
+    /// Resolves a path value against its origin's directory (lexically: `launch/../runs`
+    /// becomes `runs`).
     pub fn resolve_path(&self, key: &str, path: &Path) -> PathBuf {
         if path.is_absolute() {
             return path.to_path_buf();
         }
-        match self.origin(key) {
-            Some(o) => {
-                let base = o.base_dir();
-                if base.as_os_str().is_empty() {
-                    path.to_path_buf()
-                } else {
-                    base.join(path)
-                }
-            }
+        let joined = match self.origin(key) {
+            Some(o) => o.base_dir().join(path),
             None => path.to_path_buf(),
-        }
+        };
+        normalize(&joined)
     }
 
     /// The merged values as one TOML table.

@@ -5,16 +5,34 @@
 //! - `launch_file`: TOML launch files with includes, `--set` overrides and origins.
 //! - `config`: the launch-file schema and its validation.
 //! - `check_cmd`: `ember check`.
+//! - `sim_cmd`: `ember sim ...`, the embedded simulator (scenes, shot, serve).
+//! - `bench_cmd`: `ember bench ...`, end-to-end benchmarks (sim, model).
+//! - `bench_model`: `ember bench model`, the Qwen2-VL port with the real 2B shape.
 //! - `model_cmd`: `ember model info|check|generate` (Qwen2-VL / Qwen2.5-VL checkpoints).
-//! - `bench_cmd`: `ember bench ...` (model).
+//! - `er_cmd`: `ember er cases`, checks and lists an Embodied-Reasoner case file.
+//! - `run_cmd`: `ember run`, episodes as a launch file says.
+//! - `eval_cmd`: `ember eval`, the Embodied-Reasoner evaluation (shards, resume, merge).
+//! - `runner`: runs cases over parallel jobs for `run` and `eval`.
+//! - `wiring`: the one place that picks implementations (world, policy, harness).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
+use ember_agent::event_loop::StopSignal;
 
 mod bench_cmd;
+mod bench_model;
 mod check_cmd;
 mod config;
+mod er_cmd;
+mod eval_cmd;
 mod launch_file;
 mod model_cmd;
+mod run_cmd;
+mod runner;
+mod sim_cmd;
+mod wiring;
 
 /// ember: run embodied reasoning agents in simulators and on robots.
 #[derive(Debug, Parser)]
@@ -29,14 +47,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run episodes as a launch file says (world, policy, task, recording).
+    Run(run_cmd::RunArgs),
+    /// Run and score Embodied-Reasoner benchmark cases (`ember eval merge` combines shards).
+    Eval(eval_cmd::EvalArgs),
     /// Validate a launch file without running it.
     Check(check_cmd::CheckArgs),
+    /// The embedded AI2-THOR-compatible simulator (thor-lite): list scenes, render views.
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
+    /// End-to-end benchmarks (`ember bench sim`: steps per second over the simulator bridge).
+    #[command(subcommand)]
+    Bench(bench_cmd::Bench),
+    /// Embodied-Reasoner benchmark files: check and list a case file.
+    #[command(subcommand)]
+    Er(er_cmd::ErCommand),
     /// Qwen2-VL / Qwen2.5-VL checkpoints: info, parity check against transformers, generate.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
-    /// End-to-end benchmarks (`ember bench model`: the 2B-shaped model on cpu/wgpu).
-    #[command(subcommand)]
-    Bench(bench_cmd::Bench),
 }
 
 fn init_logging(filter: &str) {
@@ -49,12 +77,53 @@ fn init_logging(filter: &str) {
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
+/// Installs the Ctrl-C handler: the first press asks running loops to stop cleanly (the
+/// current step finishes or is abandoned, logs are flushed); the second exits at once.
+fn install_stop() -> anyhow::Result<StopSignal> {
+    let stop = StopSignal::new();
+    let signal = stop.clone();
+    let presses = Arc::new(AtomicUsize::new(0));
+    ctrlc::set_handler(move || {
+        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!(
+                "\nstopping: finishing the current step and flushing logs (Ctrl-C again to exit now)"
+            );
+            signal.request();
+        } else {
+            eprintln!("\nexiting now");
+            std::process::exit(130);
+        }
+    })?;
+    Ok(stop)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn dispatch(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Run(args) => runtime()?.block_on(run_cmd::run(args, install_stop()?)),
+        Command::Eval(args) => runtime()?.block_on(eval_cmd::run(args, install_stop()?)),
+        Command::Check(args) => check_cmd::run(&args).map(|_| 0),
+        Command::Sim(c) => sim_cmd::run(c).map(|_| 0),
+        Command::Bench(c) => bench_cmd::run(c).map(|_| 0),
+        Command::Er(c) => er_cmd::run(c).map(|_| 0),
+        Command::Model(c) => model_cmd::run(c).map(|_| 0),
+    }
+}
+
+fn main() {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    match cli.command {
-        Command::Check(args) => check_cmd::run(&args),
-        Command::Model(c) => model_cmd::run(c),
-        Command::Bench(c) => bench_cmd::run(c),
-    }
+    let code = match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

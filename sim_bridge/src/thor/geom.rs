@@ -1,0 +1,218 @@
+//! Small geometry helpers: 3-vectors, oriented boxes, 2-D rectangles.
+
+use ember_agent::thor::{AxisAlignedBox, ObjectMeta, OrientedBox, Vec3};
+
+/// A 3-vector in world coordinates (metres, y up).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct V3 {
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+}
+
+impl V3 {
+    pub const fn new(x: f64, y: f64, z: f64) -> Self {
+        Self { x, y, z }
+    }
+    pub fn add(self, o: V3) -> V3 {
+        V3::new(self.x + o.x, self.y + o.y, self.z + o.z)
+    }
+    pub fn sub(self, o: V3) -> V3 {
+        V3::new(self.x - o.x, self.y - o.y, self.z - o.z)
+    }
+    pub fn scale(self, s: f64) -> V3 {
+        V3::new(self.x * s, self.y * s, self.z * s)
+    }
+    pub fn dot(self, o: V3) -> f64 {
+        self.x * o.x + self.y * o.y + self.z * o.z
+    }
+    pub fn cross(self, o: V3) -> V3 {
+        V3::new(
+            self.y * o.z - self.z * o.y,
+            self.z * o.x - self.x * o.z,
+            self.x * o.y - self.y * o.x,
+        )
+    }
+    pub fn norm(self) -> f64 {
+        self.dot(self).sqrt()
+    }
+    pub fn normalized(self) -> V3 {
+        let n = self.norm();
+        if n > 1e-12 {
+            self.scale(1.0 / n)
+        } else {
+            V3::new(0.0, 1.0, 0.0)
+        }
+    }
+    pub fn from_thor(v: &Vec3) -> V3 {
+        V3::new(v.x, v.y, v.z)
+    }
+    pub fn to_thor(self) -> Vec3 {
+        Vec3::new(self.x, self.y, self.z)
+    }
+    pub fn from_arr(a: &[f64; 3]) -> V3 {
+        V3::new(a[0], a[1], a[2])
+    }
+}
+
+/// An oriented box: centre and three half-axis vectors (mutually orthogonal).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Obox {
+    pub center: V3,
+    /// Half-extent vectors.
+    pub axes: [V3; 3],
+}
+
+impl Obox {
+    /// An axis-aligned box from its minimum and maximum corners.
+    pub fn from_min_max(min: V3, max: V3) -> Obox {
+        let c = min.add(max).scale(0.5);
+        let h = max.sub(min).scale(0.5);
+        Obox {
+            center: c,
+            axes: [
+                V3::new(h.x, 0.0, 0.0),
+                V3::new(0.0, h.y, 0.0),
+                V3::new(0.0, 0.0, h.z),
+            ],
+        }
+    }
+
+    /// The box of an AI2-THOR axis-aligned bounding box.
+    pub fn from_aabb(b: &AxisAlignedBox) -> Obox {
+        Obox::from_min_max(V3::from_thor(&b.min()), V3::from_thor(&b.max()))
+    }
+
+    /// The box of AI2-THOR's oriented bounding box corners (corners 0-3 one face, corner
+    /// `i + 4` opposite corner `i`); `None` for a malformed list.
+    pub fn from_obb(b: &OrientedBox) -> Option<Obox> {
+        if b.corner_points.len() != 8 {
+            return None;
+        }
+        let c: Vec<V3> = b.corner_points.iter().map(V3::from_arr).collect();
+        let mut center = V3::default();
+        for p in &c {
+            center = center.add(*p);
+        }
+        center = center.scale(1.0 / 8.0);
+        let a = c[4].sub(c[0]).scale(0.5);
+        let bb = c[1].sub(c[0]).scale(0.5);
+        let cc = c[3].sub(c[0]).scale(0.5);
+        if a.norm() < 1e-6 || bb.norm() < 1e-6 || cc.norm() < 1e-6 {
+            return None;
+        }
+        Some(Obox {
+            center,
+            axes: [a, bb, cc],
+        })
+    }
+
+    /// The render/collision box of an object: its oriented box when it has one, else its
+    /// axis-aligned box.
+    pub fn of_object(o: &ObjectMeta) -> Obox {
+        o.object_oriented_bounding_box
+            .as_ref()
+            .and_then(Obox::from_obb)
+            .unwrap_or_else(|| Obox::from_aabb(&o.axis_aligned_bounding_box))
+    }
+
+    /// The world-axis-aligned (min, max) of the box.
+    pub fn min_max(&self) -> (V3, V3) {
+        let e = V3::new(
+            self.axes.iter().map(|a| a.x.abs()).sum(),
+            self.axes.iter().map(|a| a.y.abs()).sum(),
+            self.axes.iter().map(|a| a.z.abs()).sum(),
+        );
+        (self.center.sub(e), self.center.add(e))
+    }
+}
+
+/// A 2-D axis-aligned rectangle on the floor plane (x, z).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rect {
+    pub x0: f64,
+    pub z0: f64,
+    pub x1: f64,
+    pub z1: f64,
+}
+
+impl Rect {
+    pub fn new(x0: f64, z0: f64, x1: f64, z1: f64) -> Rect {
+        Rect {
+            x0: x0.min(x1),
+            z0: z0.min(z1),
+            x1: x0.max(x1),
+            z1: z0.max(z1),
+        }
+    }
+    /// Distance from a point to the rectangle (0 inside).
+    pub fn distance(&self, x: f64, z: f64) -> f64 {
+        let dx = (self.x0 - x).max(0.0).max(x - self.x1);
+        let dz = (self.z0 - z).max(0.0).max(z - self.z1);
+        (dx * dx + dz * dz).sqrt()
+    }
+    pub fn overlaps(&self, o: &Rect) -> bool {
+        self.x0 < o.x1 && o.x0 < self.x1 && self.z0 < o.z1 && o.z0 < self.z1
+    }
+}
+
+/// Updates an object's pose fields after a translation by `d` (position, both boxes).
+pub fn translate_object(o: &mut ObjectMeta, d: V3) {
+    o.position = V3::from_thor(&o.position).add(d).to_thor();
+    let b = &o.axis_aligned_bounding_box;
+    let min = V3::from_thor(&b.min()).add(d);
+    let max = V3::from_thor(&b.max()).add(d);
+    o.axis_aligned_bounding_box = AxisAlignedBox::from_min_max(min.to_thor(), max.to_thor());
+    if let Some(obb) = o.object_oriented_bounding_box.as_mut() {
+        for c in obb.corner_points.iter_mut() {
+            c[0] += d.x;
+            c[1] += d.y;
+            c[2] += d.z;
+        }
+    }
+}
+
+/// The closest point of an axis-aligned box to `p`, and its distance.
+pub fn distance_to_aabb(p: V3, b: &AxisAlignedBox) -> f64 {
+    let min = b.min();
+    let max = b.max();
+    let dx = (min.x - p.x).max(0.0).max(p.x - max.x);
+    let dy = (min.y - p.y).max(0.0).max(p.y - max.y);
+    let dz = (min.z - p.z).max(0.0).max(p.z - max.z);
+    (dx * dx + dy * dy + dz * dz).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obb_corners_round_trip() {
+        // AI2-THOR's corner order: 0-3 one face (a loop), i+4 opposite i.
+        let obb = OrientedBox {
+            corner_points: vec![
+                [0.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.0, 1.0, -2.0],
+                [0.0, 0.0, -2.0],
+                [3.0, 0.0, 0.0],
+                [3.0, 1.0, 0.0],
+                [3.0, 1.0, -2.0],
+                [3.0, 0.0, -2.0],
+            ],
+        };
+        let b = Obox::from_obb(&obb).unwrap();
+        let (min, max) = b.min_max();
+        assert!((min.sub(V3::new(0.0, 0.0, -2.0))).norm() < 1e-12);
+        assert!((max.sub(V3::new(3.0, 1.0, 0.0))).norm() < 1e-12);
+        assert!((b.center.sub(V3::new(1.5, 0.5, -1.0))).norm() < 1e-12);
+    }
+
+    #[test]
+    fn rect_distance() {
+        let r = Rect::new(0.0, 0.0, 1.0, 1.0);
+        assert_eq!(r.distance(0.5, 0.5), 0.0);
+        assert!((r.distance(2.0, 0.5) - 1.0).abs() < 1e-12);
+        assert!((r.distance(2.0, 2.0) - 2f64.sqrt()).abs() < 1e-12);
+    }
+}

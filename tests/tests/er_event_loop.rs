@@ -1,0 +1,80 @@
+//! The Embodied-Reasoner harness under the event loop, on thor-lite: the built-in oracle
+//! (which plays the case's key actions from the harness's privileged information) solves a
+//! sample case, and its summary is the benchmark's case line.
+
+use std::sync::Arc;
+
+use ember_agent::er::cases::load_cases;
+use ember_agent::er::{CaseResult, ErHarness, Mode, PromptVariant, sim_settings};
+use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
+use ember_agent::memory::{Budget, EstimatedTokens, Memory};
+use ember_agent::policies::{OraclePolicy, RandomPolicy};
+use ember_agent::policy::Policy;
+use ember_agent::recorder::{NullRecorder, Recorder};
+use ember_sim_bridge::InitSettings;
+use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
+
+fn world() -> Box<SimWorld> {
+    let settings = InitSettings {
+        width: sim_settings::WIDTH,
+        height: sim_settings::HEIGHT,
+        field_of_view: sim_settings::FIELD_OF_VIEW,
+        grid_size: sim_settings::GRID_SIZE,
+        visibility_distance: sim_settings::VISIBILITY_DISTANCE,
+        snap_to_grid: false,
+        ..InitSettings::default()
+    };
+    Box::new(
+        SimWorld::connect(SimWorldConfig {
+            settings,
+            ..SimWorldConfig::default()
+        })
+        .expect("thor-lite in process"),
+    )
+}
+
+async fn play(policy: Box<dyn Policy>, name: &str) -> (EpisodeEnd, CaseResult) {
+    let cases = load_cases(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/er-cases-sample.json"
+    ))
+    .unwrap();
+    let case = cases
+        .into_iter()
+        .find(|c| c.identity.to_string() == "5")
+        .unwrap();
+    let harness =
+        ErHarness::new(case, Mode::ErCompat, PromptVariant::Put, 3).with_policy_name(name);
+    let memory = Memory::new(Budget::default(), Arc::new(EstimatedTokens), None);
+    let recorder: Arc<dyn Recorder> = Arc::new(NullRecorder);
+    let out = run_episode(
+        world(),
+        Box::new(harness),
+        share_policy(policy),
+        memory,
+        recorder,
+        &LoopSettings::default(),
+        &StopSignal::new(),
+    )
+    .await;
+    let result: CaseResult = serde_json::from_value(out.report.summary.clone()).unwrap();
+    (out.report.end, result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_solves_a_case_through_the_loop() {
+    let (end, r) = play(Box::new(OraclePolicy::new()), "oracle").await;
+    assert_eq!(end, EpisodeEnd::Completed);
+    assert_eq!(r.success, 1, "{:#?}", r.trajectory);
+    assert_eq!(r.efficiency, 1.0);
+    assert_eq!(r.policy, "oracle");
+    assert_eq!(r.trajectory.first().unwrap().action, "init");
+    assert_eq!(r.trajectory.last().unwrap().action, "end");
+
+    let (end, r) = play(Box::new(RandomPolicy::new(11)), "random").await;
+    assert_eq!(end, EpisodeEnd::Completed);
+    assert!(
+        r.completeness < 1.0,
+        "a random policy should not complete this task"
+    );
+}

@@ -104,6 +104,105 @@ impl QwenTokenizer {
     }
 }
 
+/// GPT-2's byte-to-character table (byte-level BPE vocabularies are written in it).
+fn bytes_to_unicode() -> Vec<char> {
+    let mut bs: Vec<u32> = (u32::from('!')..=u32::from('~'))
+        .chain(u32::from('¡')..=u32::from('¬'))
+        .chain(u32::from('®')..=u32::from('ÿ'))
+        .collect();
+    let mut cs = bs.clone();
+    let mut n = 0;
+    for b in 0..256u32 {
+        if !bs.contains(&b) {
+            bs.push(b);
+            cs.push(256 + n);
+            n += 1;
+        }
+    }
+    let mut table = vec!['\0'; 256];
+    for (b, c) in bs.iter().zip(cs) {
+        table[*b as usize] = char::from_u32(c).unwrap_or('\u{FFFD}');
+    }
+    table
+}
+
+/// A byte-level BPE tokenizer without merges: one token per byte (ids 0-255), unused ids up to
+/// the first special token, and the given special tokens at the given ids. Any text encodes
+/// (byte by byte) and decodes back exactly; tiny test checkpoints use it in place of a trained
+/// vocabulary, with the Qwen special tokens at the ids their config.json names.
+pub fn byte_level(specials: &[(&str, u32)]) -> Result<QwenTokenizer> {
+    use serde_json::{Map, Value, json};
+    let first_special = specials.iter().map(|s| s.1).min().unwrap_or(256);
+    if first_special < 256 {
+        return Err(ModelError::Tokenizer {
+            path: PathBuf::from("<byte-level>"),
+            message: format!(
+                "special token ids must be >= 256 (bytes take 0-255), got {first_special}"
+            ),
+        });
+    }
+    let mut vocab = Map::new();
+    for (b, c) in bytes_to_unicode().iter().enumerate() {
+        vocab.insert(c.to_string(), json!(b));
+    }
+    for id in 256..first_special {
+        vocab.insert(format!("<|unused_{id}|>"), json!(id));
+    }
+    let added: Vec<Value> = specials
+        .iter()
+        .map(|(s, id)| {
+            json!({"id": id, "content": s, "single_word": false, "lstrip": false,
+                   "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let spec = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": byte_level, "post_processor": null, "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                  "ignore_merges": false, "vocab": vocab, "merges": []}
+    });
+    let inner: tokenizers::Tokenizer =
+        spec.to_string()
+            .parse()
+            .map_err(
+                |e: Box<dyn std::error::Error + Send + Sync>| ModelError::Tokenizer {
+                    path: PathBuf::from("<byte-level>"),
+                    message: e.to_string(),
+                },
+            )?;
+    let tok = QwenTokenizer::from_tokenizer(inner);
+    for (s, id) in specials {
+        if tok.token_id(s) != Some(*id) {
+            return Err(ModelError::Tokenizer {
+                path: PathBuf::from("<byte-level>"),
+                message: format!(
+                    "special token {s} did not get id {id} (ids must be consecutive from the first)"
+                ),
+            });
+        }
+    }
+    Ok(tok)
+}
+
+/// The Qwen chat special tokens in their usual order, at consecutive ids from `first`.
+pub fn qwen_specials(first: u32) -> Vec<(&'static str, u32)> {
+    [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|image_pad|>",
+        "<|video_pad|>",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, s)| (*s, first + i as u32))
+    .collect()
+}
+
 /// Incremental detokenisation (the prefix/read-offset scheme of text-generation servers).
 pub struct TextStream<'a> {
     tok: &'a QwenTokenizer,
@@ -142,6 +241,16 @@ pub struct QwenTokenCounter {
     pub tokenizer: Arc<QwenTokenizer>,
     /// The image preprocessor.
     pub images: ImageProcessor,
+}
+
+impl QwenTokenCounter {
+    /// A counter from a checkpoint directory's tokenizer and preprocessor alone (no weights).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            tokenizer: Arc::new(QwenTokenizer::from_dir(dir)?),
+            images: ImageProcessor::new(crate::config::PreprocessorConfig::from_dir(dir)?),
+        })
+    }
 }
 
 impl TokenCounter for QwenTokenCounter {

@@ -187,9 +187,14 @@ fn info(a: &InfoArgs) -> Result<()> {
         ),
         None => println!(", full attention"),
     }
+    let params = cfg.parameter_count() as f64;
+    let params = if params >= 1e9 {
+        format!("{:.3} B", params / 1e9)
+    } else {
+        format!("{:.3} M", params / 1e6)
+    };
     println!(
-        "parameters      {:.3} B (from the config); stored {} tensors, {:.2} GB, dtypes {:?}",
-        cfg.parameter_count() as f64 / 1e9,
+        "parameters      {params} (from the config); stored {} tensors, {:.3} GB, dtypes {:?}",
         store.names().len(),
         store.total_bytes() as f64 / 1e9,
         store.dtype_counts()

@@ -23,7 +23,9 @@
 //!     default viewer layout) and the `[recording]` launch-file table.
 //! - Task families:
 //!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
-//!     parser, executor, legality, ending rules, trajectory records, metrics and summaries).
+//!     parser, executor, legality, ending rules, trajectory records, metrics and summaries);
+//!   - [`robot_r1`]: Robot-R1's next-keypoint prompt and `<think>`/`<answer>` parser (pure
+//!     text, no model).
 
 pub mod action;
 pub mod er;
@@ -36,6 +38,7 @@ pub mod policies;
 pub mod policy;
 pub mod recorder;
 pub mod recording;
+pub mod robot_r1;
 pub mod thor;
 pub mod world;
 

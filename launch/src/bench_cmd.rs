@@ -37,6 +37,10 @@ pub enum Bench {
     /// The Rerun recorder: loop-thread cost per step, recorder-thread throughput, bytes per
     /// step in the .rrd, and peak memory over a long run (see `bench_recorder.rs`).
     Recorder(crate::bench_recorder::RecorderBenchArgs),
+    /// The Qwen2-VL port with the real 2B shape and random weights (no download): vision,
+    /// prefill and decode times, peak memory, and the fraction of the memory-bandwidth bound
+    /// that decoding reaches. Compare with models/scripts/bench_torch.py (same weights).
+    Model(crate::bench_model::BenchModelArgs),
 }
 
 /// Options of `ember bench sim`.
@@ -77,6 +81,7 @@ pub fn run(cmd: Bench) -> Result<()> {
         Bench::Sim(a) => bench_sim(a),
         Bench::Loop(a) => crate::bench_loop::run(a),
         Bench::Recorder(a) => crate::bench_recorder::run(a),
+        Bench::Model(a) => crate::bench_model::run(&a),
     }
 }
 

@@ -6,9 +6,11 @@
 //! - `config`: the launch-file schema and its validation.
 //! - `check_cmd`: `ember check`.
 //! - `sim_cmd`: `ember sim ...`, the embedded simulator (scenes, shot, serve).
-//! - `bench_cmd`: `ember bench ...`, end-to-end benchmarks (sim); `bench_loop`: `ember bench
-//!   loop`; `bench_recorder`: `ember bench recorder`.
+//! - `bench_cmd`: `ember bench ...`, end-to-end benchmarks (sim, loop, recorder, model);
+//!   `bench_loop`: `ember bench loop`; `bench_recorder`: `ember bench recorder`.
 //! - `view_cmd`: `ember view RUN.rrd`, opening recordings in the Rerun viewer.
+//! - `bench_model`: `ember bench model`, the Qwen2-VL port with the real 2B shape.
+//! - `model_cmd`: `ember model info|check|generate` (Qwen2-VL / Qwen2.5-VL checkpoints).
 //! - `er_cmd`: `ember er cases`, checks and lists an Embodied-Reasoner case file.
 //! - `run_cmd`: `ember run`, episodes as a launch file says.
 //! - `eval_cmd`: `ember eval`, the Embodied-Reasoner evaluation (shards, resume, merge).
@@ -24,11 +26,13 @@ use ember_agent::event_loop::StopSignal;
 mod bench_cmd;
 mod bench_loop;
 mod bench_recorder;
+mod bench_model;
 mod check_cmd;
 mod config;
 mod er_cmd;
 mod eval_cmd;
 mod launch_file;
+mod model_cmd;
 mod run_cmd;
 mod runner;
 mod sim_cmd;
@@ -66,6 +70,9 @@ enum Command {
     /// Embodied-Reasoner benchmark files: check and list a case file.
     #[command(subcommand)]
     Er(er_cmd::ErCommand),
+    /// Qwen2-VL / Qwen2.5-VL checkpoints: info, parity check against transformers, generate.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
 }
 
 fn init_logging(filter: &str) {
@@ -113,6 +120,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::View(a) => view_cmd::run(a).map(|_| 0),
         Command::Bench(c) => bench_cmd::run(c).map(|_| 0),
         Command::Er(c) => er_cmd::run(c).map(|_| 0),
+        Command::Model(c) => model_cmd::run(c).map(|_| 0),
     }
 }
 

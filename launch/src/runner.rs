@@ -48,8 +48,9 @@ impl CaseOutcome {
     }
 }
 
-fn token_counter() -> Arc<dyn TokenCounter> {
-    Arc::new(EstimatedTokens)
+fn token_counter(config: &LaunchConfig) -> Arc<dyn TokenCounter> {
+    // A VLM policy's checkpoint was read when the policy was made; estimate otherwise.
+    wiring::token_counter(config).unwrap_or_else(|_| Arc::new(EstimatedTokens))
 }
 
 /// Runs the plan; calls `on_outcome` for each case as it finishes (in completion order).
@@ -110,7 +111,7 @@ pub async fn run_cases(
                     }
                     None => None,
                 };
-                let memory = Memory::new(budget, token_counter(), log);
+                let memory = Memory::new(budget, token_counter(&config), log);
                 let outcome = run_episode(
                     world,
                     harness,

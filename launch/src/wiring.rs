@@ -6,8 +6,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ember_agent::er::executor::ReachableCache;
 use ember_agent::er::{Case, ErHarness, Mode, PromptVariant};
+use ember_agent::memory::{EstimatedTokens, TokenCounter};
 use ember_agent::policies::{OraclePolicy, RandomPolicy, ReplayPolicy};
 use ember_agent::{Harness, Policy, World};
+use ember_models::generate::SamplingConfig;
+use ember_models::policy::{ReplyFormat, VlmPolicy, VlmPolicyConfig, er_sampling};
+use ember_models::tokenizer::QwenTokenCounter;
 use ember_sim_bridge::backend::InitSettings;
 use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
 
@@ -62,7 +66,50 @@ pub fn make_policy(config: &LaunchConfig) -> anyhow::Result<Box<dyn Policy>> {
                 .context("policy.log is required for replay")?;
             Box::new(ReplayPolicy::new(log)?)
         }
-        PolicyKind::Vlm => anyhow::bail!("policy.kind = \"vlm\" is not available in this build"),
+        PolicyKind::Vlm => {
+            let cfg = vlm_policy_config(config)?;
+            let policy = VlmPolicy::from_config(&cfg)
+                .with_context(|| format!("loading the checkpoint {}", cfg.model.display()))?;
+            Box::new(policy)
+        }
+    })
+}
+
+/// The VLM policy's settings from `[policy]`: the checkpoint, the device, Embodied-Reasoner's
+/// reply format and the sampling settings (stopping after `</DecisionMaking>`).
+pub fn vlm_policy_config(config: &LaunchConfig) -> anyhow::Result<VlmPolicyConfig> {
+    let p = &config.policy;
+    let model = p
+        .model
+        .clone()
+        .context("policy.model is required for vlm")?;
+    Ok(VlmPolicyConfig {
+        model,
+        device: p.device.parse()?,
+        precision: Default::default(),
+        format: ReplyFormat::EmbodiedReasoner,
+        sampling: SamplingConfig {
+            max_new_tokens: p.max_new_tokens,
+            temperature: p.temperature as f32,
+            top_k: p.top_k,
+            top_p: p.top_p as f32,
+            repetition_penalty: p.repetition_penalty as f32,
+            seed: p.seed,
+            ..er_sampling()
+        },
+        max_prompt_tokens: 32_768,
+    })
+}
+
+/// The token counter of the memory budget: the checkpoint's own tokenizer and image sizing for
+/// a VLM policy, an estimate for the others.
+pub fn token_counter(config: &LaunchConfig) -> anyhow::Result<Arc<dyn TokenCounter>> {
+    Ok(match (&config.policy.kind, &config.policy.model) {
+        (PolicyKind::Vlm, Some(dir)) => Arc::new(
+            QwenTokenCounter::from_dir(dir)
+                .with_context(|| format!("reading the tokenizer of {}", dir.display()))?,
+        ),
+        _ => Arc::new(EstimatedTokens),
     })
 }
 

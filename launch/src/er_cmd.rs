@@ -122,7 +122,7 @@ pub fn run(cmd: ErCommand) -> anyhow::Result<()> {
             };
             let mut cases = generate_cases(&scenes, &opts, seed)?;
             if let Some(max) = max_per_type {
-                cases = cap_per_type(cases, max, seed);
+                cases = generate::cap_tasks_per_type(cases, max, seed);
             }
             generate::renumber(&mut cases, first_identity);
             write_cases(&cases, &out, compact)?;
@@ -220,44 +220,6 @@ fn generate_cases(
     }
     bar.finish_and_clear();
     Ok(cases)
-}
-
-/// Keeps at most `max` tasks per sub-type (a task's paraphrases stay together), drawn with the
-/// seed; the kept cases keep their order.
-fn cap_per_type(
-    cases: Vec<ember_agent::er::Case>,
-    max: usize,
-    seed: u64,
-) -> Vec<ember_agent::er::Case> {
-    use rand::SeedableRng;
-    use rand::seq::SliceRandom;
-    // Tasks per sub-type, in order of first appearance.
-    let mut tasks: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for c in &cases {
-        let key = (c.scene.clone(), c.instruction_idx.to_string());
-        let v = tasks.entry(c.tasktype.clone()).or_default();
-        if !v.contains(&key) {
-            v.push(key);
-        }
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6d61_785f_7065_725f);
-    let mut keep: std::collections::BTreeSet<(String, String, String)> = Default::default();
-    for (ty, mut v) in tasks {
-        v.shuffle(&mut rng);
-        for (scene, idx) in v.into_iter().take(max) {
-            keep.insert((ty.clone(), scene, idx));
-        }
-    }
-    cases
-        .into_iter()
-        .filter(|c| {
-            keep.contains(&(
-                c.tasktype.clone(),
-                c.scene.clone(),
-                c.instruction_idx.to_string(),
-            ))
-        })
-        .collect()
 }
 
 fn write_cases(

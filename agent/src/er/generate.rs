@@ -9,15 +9,18 @@
 //!
 //! # Where an object is
 //! - The *parents* of an object are its `parentReceptacles` that exist in the scene, minus the
-//!   floor and minus receptacles that themselves list the object as a parent (AI2-THOR reports
-//!   some cycles, e.g. a `SinkBasin` "inside" the `Cup` it holds).
+//!   floor; of two objects that list each other (AI2-THOR reports some cycles, e.g. a
+//!   `SinkBasin` "inside" the `Cup` it holds) the one with the larger box is the parent.
 //! - The *immediate parent* is the innermost parent: a parent that another listed parent sits on
 //!   is dropped (a `Spatula` in a `Pot` on a `StoveBurner` lists both; the `Pot` is immediate);
 //!   a tie goes to the parent whose box centre is nearest in the horizontal plane, then to the
 //!   smaller objectId. `parentReceptacles` is sorted by id, so the reference's "last entry" is
 //!   not the innermost parent; we compute it.
-//! - The *chain* of an object: its immediate parent, that parent's immediate parent, and so on.
-//!   An object with an empty chain (on the floor, or no parent) gets no task.
+//! - The *chain* of an object: its immediate parent, that parent's immediate parent, and so on,
+//!   up to the first one that cannot be picked up (a `Spoon`: `Bowl`, `CounterTop`). What a piece
+//!   of furniture stands on or overlaps is not followed (AI2-THOR lists counters "inside" cups
+//!   and fridges "inside" cabinets). An object with an empty chain (on the floor, or no parent)
+//!   gets no task.
 //! - The *enclosure*: the first closed openable receptacle on the chain (`Fridge`, `Cabinet`,
 //!   `Drawer`, `Microwave`, `Safe`, `LaundryHamper`). An object with an enclosure is *enclosed*,
 //!   otherwise *exposed*. Objects under a second closed receptacle, or whose enclosure is a
@@ -607,11 +610,17 @@ impl<'a> SceneView<'a> {
             .collect()
     }
 
-    /// The object's parents: listed, present, not the floor, not itself, no cycles.
+    /// The object's parents: listed, present, not the floor, not itself; of a cycle (each
+    /// lists the other) the larger box is the parent.
     fn parents(&self, i: usize) -> Vec<usize> {
+        let vol = |k: usize| self.obj(k).axis_aligned_bounding_box.volume();
         self.listed_parents(i)
             .into_iter()
-            .filter(|&p| p != i && !self.is_floor(p) && !self.listed_parents(p).contains(&i))
+            .filter(|&p| {
+                p != i
+                    && !self.is_floor(p)
+                    && !(self.listed_parents(p).contains(&i) && vol(p) < vol(i))
+            })
             .collect()
     }
 
@@ -636,7 +645,8 @@ impl<'a> SceneView<'a> {
         })
     }
 
-    /// The chain of immediate parents upward (without cycles).
+    /// The chain of immediate parents upward, up to and including the first one that cannot be
+    /// picked up (furniture: what it stands on, or overlaps, says nothing about the object).
     fn chain(&self, i: usize) -> Vec<usize> {
         let mut out = Vec::new();
         let mut cur = i;
@@ -645,6 +655,9 @@ impl<'a> SceneView<'a> {
                 break;
             }
             out.push(p);
+            if !self.obj(p).pickupable {
+                break;
+            }
             cur = p;
         }
         out
@@ -1359,6 +1372,39 @@ pub fn renumber(cases: &mut [Case], first: i64) {
     }
 }
 
+/// Keeps at most `max` tasks per sub-type from a list of cases (several scenes), drawn with the
+/// seed; a task's cases (its paraphrases: same scene, type and `instruction_idx`) stay together
+/// and the kept cases keep their order. For a small set that still spreads over the scenes.
+pub fn cap_tasks_per_type(cases: Vec<Case>, max: usize, seed: u64) -> Vec<Case> {
+    // Tasks per sub-type, in order of first appearance.
+    let mut tasks: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for c in &cases {
+        let key = (c.scene.clone(), c.instruction_idx.to_string());
+        let v = tasks.entry(c.tasktype.clone()).or_default();
+        if !v.contains(&key) {
+            v.push(key);
+        }
+    }
+    let mut keep: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for (ty, mut v) in tasks {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, &["cap", &ty]));
+        v.shuffle(&mut rng);
+        for (scene, idx) in v.into_iter().take(max) {
+            keep.insert((ty.clone(), scene, idx));
+        }
+    }
+    cases
+        .into_iter()
+        .filter(|c| {
+            keep.contains(&(
+                c.tasktype.clone(),
+                c.scene.clone(),
+                c.instruction_idx.to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// Checks a generated (or any) case's key actions against the harness's type resolution on the
 /// scene's start metadata: every key action must resolve to its `objectId`. Returns the first
 /// that does not, as a sentence.
@@ -1368,4 +1414,627 @@ pub fn check_case_resolves(case: &Case, meta: &Metadata) -> std::result::Result<
         &case.target_objects,
         &case.task_metadata.actions,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::er::cases::parse_cases;
+    use crate::thor::{AxisAlignedBox, Vec3, make_object_id};
+
+    /// An object at `pos` with a box of `size`; `parents` by id.
+    fn obj(ty: &str, pos: [f64; 3], size: [f64; 3], parents: &[&str]) -> ObjectMeta {
+        let p = Vec3::from(pos);
+        let h = Vec3::new(size[0] / 2.0, size[1] / 2.0, size[2] / 2.0);
+        ObjectMeta {
+            object_id: make_object_id(ty, &p),
+            object_type: ty.to_string(),
+            name: ty.to_string(),
+            position: p,
+            parent_receptacles: (!parents.is_empty())
+                .then(|| parents.iter().map(|s| s.to_string()).collect()),
+            axis_aligned_bounding_box: AxisAlignedBox::from_min_max(
+                Vec3::new(p.x - h.x, p.y - h.y, p.z - h.z),
+                Vec3::new(p.x + h.x, p.y + h.y, p.z + h.z),
+            ),
+            ..Default::default()
+        }
+    }
+
+    fn receptacle(mut o: ObjectMeta) -> ObjectMeta {
+        o.receptacle = true;
+        o
+    }
+
+    fn closed(mut o: ObjectMeta) -> ObjectMeta {
+        o.receptacle = true;
+        o.openable = true;
+        o
+    }
+
+    fn pickup(mut o: ObjectMeta) -> ObjectMeta {
+        o.pickupable = true;
+        o
+    }
+
+    const FLOOR: &str = "Floor|+00.00|+00.00|+00.00";
+    const CT1: &str = "CounterTop|-01.00|+00.95|00.00";
+    const CT2: &str = "CounterTop|+01.00|+00.95|00.00";
+    const FRIDGE: &str = "Fridge|+02.00|00.00|+02.00";
+    const CAB1: &str = "Cabinet|-02.00|+02.00|00.00";
+    const BOWL: &str = "Bowl|+00.90|+01.00|+00.10";
+    const SINK: &str = "Sink|00.00|+00.90|-01.00|SinkBasin";
+    const CUP: &str = "Cup|00.00|+00.85|-01.00";
+
+    /// A small kitchen: two counters, a fridge with an egg and a second apple, two cabinets (a
+    /// mug in the first), a microwave on a counter, a sink basin with a cup (and AI2-THOR's
+    /// cycle: the basin lists the cup as its parent), a bowl with a spoon, a coffee machine that
+    /// is on, a garbage can, and an apple on the first counter.
+    fn kitchen() -> Metadata {
+        let mut sink = receptacle(obj("SinkBasin", [0.0, 0.9, -1.0], [0.5, 0.2, 0.4], &[CUP]));
+        sink.object_id = SINK.to_string();
+        let mut coffee = receptacle(obj(
+            "CoffeeMachine",
+            [1.1, 0.95, -0.2],
+            [0.3, 0.4, 0.3],
+            &[CT2],
+        ));
+        coffee.toggleable = true;
+        coffee.is_toggled = true;
+        let mut micro = closed(obj("Microwave", [1.2, 1.0, 0.0], [0.6, 0.4, 0.4], &[CT2]));
+        micro.toggleable = true;
+        let mut floor = receptacle(obj("Floor", [0.0, 0.0, 0.0], [8.0, 0.01, 8.0], &[]));
+        floor.object_id = FLOOR.to_string();
+        let objects = vec![
+            floor,
+            pickup(obj("Apple", [-1.1, 1.0, 0.0], [0.1, 0.1, 0.1], &[CT1])),
+            receptacle(obj("CounterTop", [-1.0, 0.95, 0.0], [1.0, 0.05, 0.6], &[])),
+            receptacle(obj("CounterTop", [1.0, 0.95, 0.0], [1.0, 0.05, 0.6], &[])),
+            closed(obj("Fridge", [2.0, 0.0, 2.0], [0.8, 1.8, 0.8], &[FLOOR])),
+            closed(obj("Cabinet", [-2.0, 2.0, 0.0], [0.5, 0.5, 0.4], &[])),
+            closed(obj("Cabinet", [-2.0, 0.4, 0.0], [0.5, 0.5, 0.4], &[])),
+            micro,
+            receptacle(obj(
+                "GarbageCan",
+                [0.0, 0.0, 2.0],
+                [0.3, 0.4, 0.3],
+                &[FLOOR],
+            )),
+            sink,
+            pickup(receptacle(obj(
+                "Cup",
+                [0.0, 0.85, -1.0],
+                [0.08, 0.1, 0.08],
+                &[SINK],
+            ))),
+            pickup(obj("Egg", [2.0, 0.8, 2.0], [0.05, 0.06, 0.05], &[FRIDGE])),
+            pickup(obj("Apple", [2.1, 0.8, 2.0], [0.1, 0.1, 0.1], &[FRIDGE])),
+            pickup(receptacle(obj(
+                "Bowl",
+                [0.9, 1.0, 0.1],
+                [0.2, 0.08, 0.2],
+                &[CT2],
+            ))),
+            pickup(obj(
+                "Spoon",
+                [0.9, 1.02, 0.1],
+                [0.15, 0.02, 0.03],
+                &[BOWL, CT2],
+            )),
+            pickup(receptacle(obj(
+                "Mug",
+                [-2.0, 2.0, 0.1],
+                [0.1, 0.1, 0.1],
+                &[CAB1],
+            ))),
+            coffee,
+        ];
+        Metadata {
+            objects,
+            scene_name: "FloorPlan5_physics".into(),
+            ..Default::default()
+        }
+    }
+
+    fn generate_all(seed: u64) -> Vec<Case> {
+        let opts = GenerateOptions {
+            per_type: 100,
+            ..GenerateOptions::default()
+        };
+        generate_scene(
+            "FloorPlan5",
+            &kitchen(),
+            &Compatibility::embedded().unwrap(),
+            &opts,
+            seed,
+        )
+        .unwrap()
+    }
+
+    fn verbs(c: &Case) -> Vec<&str> {
+        c.task_metadata
+            .actions
+            .iter()
+            .map(|a| a.action.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn the_kitchen_fixture_ids_are_consistent() {
+        let m = kitchen();
+        for id in [FLOOR, CT1, CT2, FRIDGE, CAB1, BOWL, SINK, CUP] {
+            assert!(m.object(id).is_some(), "{id} missing");
+        }
+    }
+
+    #[test]
+    fn placements_follow_the_parent_relations() {
+        let m = kitchen();
+        let v = SceneView::new(&m);
+        let at = |id: &str| v.find(id).unwrap();
+        let spoon = v
+            .objects
+            .iter()
+            .position(|o| o.object_type == "Spoon")
+            .unwrap();
+        // The spoon lists the bowl and the counter; the bowl is on the counter: bowl first.
+        assert_eq!(v.immediate_parent(spoon), Some(at(BOWL)));
+        assert_eq!(v.chain(spoon), vec![at(BOWL), at(CT2)]);
+        let p = v.placement(spoon).unwrap();
+        assert_eq!((p.enclosure, p.anchor), (None, at(CT2)));
+        // The egg is enclosed by the fridge, which is also where the agent goes.
+        let egg = v
+            .objects
+            .iter()
+            .position(|o| o.object_type == "Egg")
+            .unwrap();
+        let p = v.placement(egg).unwrap();
+        assert_eq!((p.enclosure, p.anchor), (Some(at(FRIDGE)), at(FRIDGE)));
+        // The basin's cycle through the cup is dropped: the cup sits in a top-level basin.
+        assert_eq!(v.parents(at(SINK)), Vec::<usize>::new());
+        let p = v.placement(at(CUP)).unwrap();
+        assert_eq!((p.enclosure, p.anchor), (None, at(SINK)));
+        // Nothing on the floor or without a parent gets a placement.
+        assert!(v.placement(at(FRIDGE)).is_none());
+        assert!(v.placement(at(CT1)).is_none());
+    }
+
+    #[test]
+    fn every_sub_type_is_generated_with_the_reference_structure() {
+        let cases = generate_all(0);
+        let m = kitchen();
+        let count = |t: &str| m.objects.iter().filter(|o| o.object_type == t).count();
+        for ty in TaskType::ALL {
+            assert!(
+                cases.iter().any(|c| c.tasktype == ty.as_str()),
+                "no {ty} case"
+            );
+        }
+        for c in &cases {
+            let v = verbs(c);
+            let expected: &[&str] = match c.tasktype.as_str() {
+                "single_search" => &["navigate to", "end"],
+                "single_search_from_closerep" => &["navigate to", "open", "end"],
+                "single_pickup" => &["navigate to", "pickup", "end"],
+                "single_pickup_from_closerep" => &["navigate to", "open", "pickup", "close", "end"],
+                "single_toggle" => &["navigate to", "toggle", "end"],
+                "pickup_and_put" => &["navigate to", "pickup", "navigate to", "put", "end"],
+                "pickup_and_put_in_closerep" => {
+                    &["navigate to", "pickup", "navigate to", "open", "put", "end"]
+                }
+                "pickup_from_closerep_and_put" => &[
+                    "navigate to",
+                    "open",
+                    "pickup",
+                    "close",
+                    "navigate to",
+                    "put",
+                    "end",
+                ],
+                "pickup_from_closerep_and_put_in_closerep" => &[
+                    "navigate to",
+                    "open",
+                    "pickup",
+                    "close",
+                    "navigate to",
+                    "open",
+                    "put",
+                    "end",
+                ],
+                "ordered_pickup_two_object_and_put" => &[],
+                other => panic!("unexpected type {other}"),
+            };
+            if c.tasktype == "ordered_pickup_two_object_and_put" {
+                assert_eq!(v.iter().filter(|&&a| a == "pickup").count(), 2);
+                assert_eq!(v.iter().filter(|&&a| a == "put").count(), 2);
+                assert_eq!(v.last(), Some(&"end"));
+                // Every open is closed again.
+                assert_eq!(
+                    v.iter().filter(|&&a| a == "open").count(),
+                    v.iter().filter(|&&a| a == "close").count()
+                );
+                assert!(
+                    c.task_metadata
+                        .actions
+                        .last()
+                        .unwrap()
+                        .related_object
+                        .is_empty()
+                );
+            } else {
+                assert_eq!(v, expected, "case {}", c.label());
+            }
+            let acts = &c.task_metadata.actions;
+            assert_eq!(c.task_metadata.totalreward, acts.len() as i64);
+            assert!(acts.iter().all(|a| a.reward == 1));
+            assert_eq!(c.taskname, c.task_metadata.taskname);
+            assert_eq!(c.task_metadata.tasktype, c.tasktype);
+            assert_eq!(
+                c.task_metadata.metadatapath,
+                "taskgenerate/kitchens/FloorPlan5/metadata.json"
+            );
+            // Ids and types agree; the end has neither.
+            for a in acts {
+                if a.action == "end" {
+                    assert_eq!((a.object_id.as_str(), a.object_type.as_str()), ("", ""));
+                } else {
+                    assert_eq!(
+                        m.object(&a.object_id).map(|o| o.object_type.as_str()),
+                        Some(a.object_type.as_str())
+                    );
+                }
+            }
+            // The derived fields.
+            let navs: Vec<&CaseAction> =
+                acts.iter().filter(|a| a.action == "navigate to").collect();
+            for n in &navs {
+                assert_eq!(
+                    c.target_objects.contains(&n.object_id),
+                    count(&n.object_type) > 1,
+                    "{}: target_objects {:?}",
+                    c.label(),
+                    c.target_objects
+                );
+                assert!(c.navigable_objects.contains(&n.object_type));
+                assert!(!c.related_objects.contains(&n.object_id));
+            }
+            assert_eq!(c.navigable_objects.len(), {
+                let mut t: Vec<&str> = navs.iter().map(|a| a.object_type.as_str()).collect();
+                t.dedup();
+                t.sort();
+                t.dedup();
+                t.len()
+            });
+            // The task names the objects it is about.
+            for a in acts
+                .iter()
+                .filter(|a| a.action == "pickup" || a.action == "toggle")
+            {
+                assert!(c.taskname.contains(&a.object_type), "{}", c.taskname);
+                assert!(c.taskquery.contains(&a.object_type), "{}", c.taskquery);
+                assert!(
+                    c.related_objects.contains(&a.object_id) || c.tasktype.starts_with("ordered")
+                );
+            }
+            assert!(!c.taskquery.contains('{') && !c.taskname.contains('{'));
+            // Every key action resolves to its object under the harness's rule.
+            check_case_resolves(c, &m).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_cases_have_the_benchmarks_shapes() {
+        let cases = generate_all(3);
+        let find = |ty: &str| cases.iter().find(|c| c.tasktype == ty).unwrap();
+        // Enclosed grasping: the fridge's egg (the second apple of the scene is in the fridge
+        // too, but "pickup Apple" would take the counter's apple: no case for it).
+        let c = find("single_pickup_from_closerep");
+        assert_eq!(
+            c.key_actions(),
+            [
+                "navigate to Fridge",
+                "open Fridge",
+                "pickup Egg",
+                "close Fridge",
+                "end"
+            ]
+        );
+        assert_eq!(c.task_metadata.actions[0].related_object, vec![FRIDGE]);
+        assert!(c.target_objects.is_empty(), "one fridge: no target needed");
+        assert_eq!(c.related_objects, vec!["Egg|+02.00|+00.80|+02.00"]);
+        assert_eq!(c.navigable_objects, vec!["Fridge"]);
+        assert!(
+            !cases
+                .iter()
+                .any(|c| c.tasktype == "single_pickup_from_closerep"
+                    && c.key_actions().contains(&"pickup Apple".to_string()))
+        );
+        // The search of the fridge's apple is fine (it touches only the fridge).
+        assert!(
+            cases.iter().any(
+                |c| c.tasktype == "single_search_from_closerep" && c.taskname.contains("Apple")
+            )
+        );
+        // Exposed grasping of the spoon in the bowl: navigate to the counter under the bowl.
+        let spoon = cases
+            .iter()
+            .find(|c| c.tasktype == "single_pickup" && c.taskname.contains("Spoon"))
+            .unwrap();
+        assert_eq!(
+            spoon.key_actions(),
+            ["navigate to CounterTop", "pickup Spoon", "end"]
+        );
+        assert_eq!(spoon.target_objects, vec![CT2]);
+        assert_eq!(spoon.related_objects, vec!["Spoon|+00.90|+01.02|+00.10"]);
+        // Toggle: the coffee machine is on, so the task turns it off.
+        let t = cases
+            .iter()
+            .find(|c| c.tasktype == "single_toggle" && c.taskname.contains("CoffeeMachine"))
+            .unwrap();
+        assert!(t.taskname.to_lowercase().contains("off"), "{}", t.taskname);
+        assert_eq!(
+            t.key_actions(),
+            ["navigate to CounterTop", "toggle CoffeeMachine", "end"]
+        );
+        // A transfer to a pickupable receptacle goes to the counter under it.
+        for c in cases.iter().filter(|c| c.tasktype.starts_with("pickup")) {
+            let acts = &c.task_metadata.actions;
+            let put = acts.iter().position(|a| a.action == "put").unwrap();
+            let r = &acts[put];
+            let nav = acts[..put]
+                .iter()
+                .rev()
+                .find(|a| a.action == "navigate to")
+                .unwrap();
+            match r.object_type.as_str() {
+                // Pickupable receptacles: the furniture under them.
+                "Bowl" | "Cup" => {
+                    let under = if r.object_type == "Bowl" { CT2 } else { SINK };
+                    assert_eq!(nav.object_id, under);
+                    assert_eq!(
+                        r.related_object,
+                        vec![under.to_string(), r.object_id.clone()]
+                    );
+                    assert_eq!(r.baseaction, "put");
+                    assert!(c.related_objects.contains(&r.object_id));
+                }
+                _ => assert_eq!(nav.object_id, r.object_id),
+            }
+            // Never back where it came from.
+            assert_ne!(nav.object_id, acts[0].object_id);
+        }
+    }
+
+    #[test]
+    fn generated_cases_load_with_the_harness_loader() {
+        let cases = generate_all(1);
+        let text = serde_json::to_string(&cases).unwrap();
+        let back = parse_cases(&text, "generated").unwrap();
+        assert_eq!(back, cases);
+        let ids: Vec<i64> = back
+            .iter()
+            .map(|c| match c.identity {
+                IntOrString::Int(i) => i,
+                IntOrString::Str(_) => panic!("string identity"),
+            })
+            .collect();
+        assert_eq!(ids, (1..=cases.len() as i64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn generation_is_deterministic_for_a_seed() {
+        let a = serde_json::to_string(&generate_all(7)).unwrap();
+        assert_eq!(a, serde_json::to_string(&generate_all(7)).unwrap());
+        // Some seed gives other choices (templates, destinations, order).
+        assert!((0..8).any(|s| serde_json::to_string(&generate_all(s)).unwrap() != a));
+        // Per-type generators are independent: asking for fewer types changes nothing else.
+        let opts = GenerateOptions {
+            per_type: 100,
+            types: vec![TaskType::SinglePickup],
+            queries: 1,
+        };
+        let only = generate_scene(
+            "FloorPlan5",
+            &kitchen(),
+            &Compatibility::embedded().unwrap(),
+            &opts,
+            7,
+        )
+        .unwrap();
+        let all: Vec<Case> = generate_all(7)
+            .into_iter()
+            .filter(|c| c.tasktype == "single_pickup")
+            .collect();
+        let strip = |v: Vec<Case>| {
+            v.into_iter()
+                .map(|mut c| {
+                    c.identity = IntOrString::Int(0);
+                    c
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(only), strip(all));
+    }
+
+    #[test]
+    fn per_type_and_queries_shape_the_output() {
+        let compat = Compatibility::embedded().unwrap();
+        let opts = GenerateOptions {
+            per_type: 1,
+            types: vec![TaskType::SingleSearch, TaskType::PickupAndPut],
+            queries: 3,
+        };
+        let cases = generate_scene("FloorPlan5", &kitchen(), &compat, &opts, 0).unwrap();
+        assert_eq!(cases.len(), 6);
+        for group in cases.chunks(3) {
+            let q: BTreeSet<&str> = group.iter().map(|c| c.taskquery.as_str()).collect();
+            assert_eq!(q.len(), 3, "three different paraphrases");
+            assert!(
+                group
+                    .iter()
+                    .all(|c| c.task_metadata == group[0].task_metadata
+                        && c.instruction_idx == IntOrString::Int(0))
+            );
+        }
+        let zero = GenerateOptions {
+            queries: 0,
+            ..opts.clone()
+        };
+        assert!(generate_scene("FloorPlan5", &kitchen(), &compat, &zero, 0).is_err());
+    }
+
+    #[test]
+    fn capping_keeps_whole_tasks_per_type() {
+        let compat = Compatibility::embedded().unwrap();
+        let opts = GenerateOptions {
+            per_type: 100,
+            types: vec![TaskType::SingleSearch, TaskType::SinglePickup],
+            queries: 2,
+        };
+        let cases = generate_scene("FloorPlan5", &kitchen(), &compat, &opts, 0).unwrap();
+        let n = |v: &[Case], t: &str| v.iter().filter(|c| c.tasktype == t).count();
+        assert!(n(&cases, "single_search") > 2 && n(&cases, "single_pickup") > 2);
+        let capped = cap_tasks_per_type(cases.clone(), 1, 0);
+        assert_eq!(n(&capped, "single_search"), 2, "one task, two paraphrases");
+        assert_eq!(n(&capped, "single_pickup"), 2);
+        assert_eq!(capped[0].task_metadata, capped[1].task_metadata);
+        // Order kept, deterministic.
+        let pos: Vec<usize> = capped
+            .iter()
+            .map(|c| cases.iter().position(|x| x == c).unwrap())
+            .collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(capped, cap_tasks_per_type(cases.clone(), 1, 0));
+        assert_eq!(cap_tasks_per_type(cases.clone(), 100, 0), cases);
+    }
+
+    #[test]
+    fn evaluation_and_unknown_scenes_are_refused() {
+        let compat = Compatibility::embedded().unwrap();
+        let opts = GenerateOptions::default();
+        let mut m = kitchen();
+        m.scene_name = "FloorPlan1_physics".into();
+        let e = generate_scene("FloorPlan1", &m, &compat, &opts, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("FloorPlan1 is an evaluation scene"), "{e}");
+        for s in EVALUATION_SCENES {
+            assert!(generate_scene(s, &m, &compat, &opts, 0).is_err());
+        }
+        let e = generate_scene("Kitchen7", &kitchen(), &compat, &opts, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an iTHOR floor plan"), "{e}");
+        // Metadata of another scene.
+        let e = generate_scene("FloorPlan6", &kitchen(), &compat, &opts, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metadata of FloorPlan5"), "{e}");
+    }
+
+    #[test]
+    fn scene_lists() {
+        let train = training_scenes();
+        assert_eq!(train.len(), 104);
+        assert!(train.iter().all(|s| !is_evaluation_scene(s)));
+        assert!(train.contains(&"FloorPlan5".to_string()));
+        assert!(train.contains(&"FloorPlan430".to_string()));
+        assert_eq!(room_type("FloorPlan205"), Some("living_rooms"));
+        assert_eq!(room_type("FloorPlan31"), None);
+        assert_eq!(room_type("Floorplan5"), None);
+        assert_eq!(scenes_of_room_type("bathrooms").unwrap().len(), 30);
+        assert!(scenes_of_room_type("garages").is_none());
+    }
+
+    #[test]
+    fn task_types_round_trip_their_names() {
+        for t in TaskType::ALL {
+            assert_eq!(t.as_str().parse::<TaskType>().unwrap(), t);
+        }
+        let e = "single_serach".parse::<TaskType>().unwrap_err().to_string();
+        assert!(e.contains("unknown task type 'single_serach'"), "{e}");
+    }
+
+    #[test]
+    fn templates_fill_and_name_their_objects() {
+        assert_eq!(
+            fill(
+                templates::ORDERED_NAMES[0],
+                &[
+                    ("o", "Cup"),
+                    ("p", "in"),
+                    ("r", "Sink"),
+                    ("o2", "Mug"),
+                    ("p2", "on"),
+                    ("r2", "Desk")
+                ]
+            ),
+            "First, place the Cup in the Sink, then place the Mug on the Desk."
+        );
+        assert_eq!(article("Apple"), "an");
+        assert_eq!(article("Mug"), "a");
+        let all = [
+            templates::SEARCH_NAMES,
+            templates::SEARCH_QUERIES,
+            templates::PICKUP_NAMES,
+            templates::PICKUP_QUERIES,
+            templates::TOGGLE_ON_NAMES,
+            templates::TOGGLE_ON_QUERIES,
+            templates::TOGGLE_OFF_NAMES,
+            templates::TOGGLE_OFF_QUERIES,
+            templates::TRANSFER_NAMES,
+            templates::TRANSFER_QUERIES,
+            templates::ORDERED_NAMES,
+            templates::ORDERED_QUERIES,
+        ];
+        for list in all {
+            for t in list {
+                assert!(t.contains("{o}"), "{t}");
+            }
+        }
+        for list in [templates::TRANSFER_QUERIES, templates::ORDERED_QUERIES] {
+            for t in list {
+                assert!(t.contains("{r}"), "{t}");
+            }
+        }
+        for t in templates::ORDERED_QUERIES {
+            assert!(t.contains("{o2}") && t.contains("{r2}"), "{t}");
+        }
+    }
+
+    #[test]
+    fn compatibility_reads_the_table_and_reports_errors() {
+        let c = Compatibility::embedded().unwrap();
+        assert!(c.accepts("Fridge", "Apple"));
+        assert!(!c.accepts("Fridge", "Laptop"));
+        assert!(
+            !c.accepts("Floor", "Apple"),
+            "unlisted receptacles accept nothing here"
+        );
+        let c = Compatibility::from_json(r#"{"Box": ["Pen"]}"#, "t.json").unwrap();
+        assert!(c.accepts("Box", "Pen"));
+        let e = Compatibility::from_json(r#"{"Box": "Pen"}"#, "t.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.json: field receptacles.Box"), "{e}");
+        let e = Compatibility::from_json("[", "t.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.json:1:"), "{e}");
+        let c = Compatibility::from_pairs([("Mug", &["Pen"][..])]);
+        assert!(c.accepts("Mug", "Pen"));
+    }
+
+    #[test]
+    fn resolution_check_names_the_action_that_goes_astray() {
+        let m = kitchen();
+        let mut c = generate_all(0)
+            .into_iter()
+            .find(|c| c.tasktype == "single_pickup" && c.taskname.contains("Spoon"))
+            .unwrap();
+        // Without its target the counter resolves to the first counter of the scene.
+        c.target_objects.clear();
+        let e = check_case_resolves(&c, &m).unwrap_err();
+        assert!(e.contains("'navigate to CounterTop' resolves to"), "{e}");
+    }
 }

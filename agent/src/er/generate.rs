@@ -491,14 +491,14 @@ pub mod templates {
     pub const ORDERED_QUERIES: &[&str] = &[
         "Could you first place the {o} {p} the {r}, and then place the {o2} {p2} the {r2}?",
         "Please put the {o} {p} the {r} first; after that, put the {o2} {p2} the {r2}.",
-        "Start by moving the {o} {p} the {r}, then move the {o2} {p2} the {r2}.",
+        "Start by putting the {o} {p} the {r}, then put the {o2} {p2} the {r2}.",
         "Two things, in this order: the {o} goes {p} the {r}, then the {o2} goes {p2} the {r2}.",
         "First put the {o} {p} the {r}. Once that is done, put the {o2} {p2} the {r2}.",
     ];
 }
 
 /// Receptacle types one puts things *in* (others: *on*).
-const IN_TYPES: [&str; 17] = [
+const IN_TYPES: [&str; 16] = [
     "BathtubBasin",
     "Bowl",
     "Box",
@@ -515,7 +515,6 @@ const IN_TYPES: [&str; 17] = [
     "Safe",
     "SinkBasin",
     "Toilet",
-    "Cart",
 ];
 
 fn preposition(receptacle: &str) -> &'static str {

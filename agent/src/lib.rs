@@ -23,7 +23,8 @@
 //!     default viewer layout) and the `[recording]` launch-file table.
 //! - Task families:
 //!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
-//!     parser, executor, legality, ending rules, trajectory records, metrics and summaries);
+//!     parser, executor, legality, ending rules, trajectory records, metrics and summaries)
+//!     and its data engine (`er::generate`: cases for the training scenes);
 //!   - [`robot_r1`]: Robot-R1's next-keypoint prompt and `<think>`/`<answer>` parser (pure
 //!     text, no model).
 

@@ -21,7 +21,9 @@
 //! - [`record`]: the trajectory record in the reference's shape;
 //! - [`metrics`]: success, efficiency, completeness, order-aware completeness, repeat rate, and
 //!   their aggregation ([`metrics::CaseResult`], [`metrics::Summary`]);
-//! - [`harness`]: [`ErHarness`], the [`crate::harness::Harness`] for one case.
+//! - [`harness`]: [`ErHarness`], the [`crate::harness::Harness`] for one case;
+//! - [`generate`]: the data engine: cases of the ten sub-types for the training scenes, derived
+//!   from a scene's start metadata (the evaluation scenes are refused).
 //!
 //! Modes: [`Mode::ErCompat`] reproduces the reference's quirks so numbers compare (an episode
 //! that stops at the step limit or after three calls without a step still gets its `end`
@@ -30,6 +32,7 @@
 
 pub mod cases;
 pub mod executor;
+pub mod generate;
 pub mod harness;
 pub mod legality;
 pub mod metrics;

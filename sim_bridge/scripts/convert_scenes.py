@@ -231,6 +231,13 @@ def counter_bodies(objs, derived, pts):
         # of a fridge; ALFWorld's grid keeps 0.3-0.6 m away from furniture, so its squares alone
         # leave a phantom counter there.
         carve_front_strips(g, objs, derived, idx, (x0, y0, z0, x1, y1, z1))
+        # no slab through what stands on the floor and rises above it (a fridge)
+        for p in objs:
+            if p["objectType"] in ("Floor", "CounterTop"):
+                continue
+            a = aabb(p)
+            if a[1] < y0 - 0.3 and a[4] > y1 + 0.1 and a[3] > x0 and a[0] < x1 and a[5] > z0 and a[2] < z1:
+                g.fill(a[0], a[2], a[3], a[5], 0)
         # the slab has holes where basins are let into it
         for p in objs:
             if p["objectType"] in ("SinkBasin", "BathtubBasin"):

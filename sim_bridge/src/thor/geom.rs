@@ -313,7 +313,20 @@ impl Footprint {
     }
 }
 
-/// The closest point of an axis-aligned box to `p`, and its distance.
+/// Distance from an axis-aligned box to the vertical segment at (x, z) from height `y0` up
+/// to `y1` (the agent's body axis, foot to camera).
+pub fn distance_segment_to_aabb(x: f64, z: f64, y0: f64, y1: f64, b: &AxisAlignedBox) -> f64 {
+    let min = b.min();
+    let max = b.max();
+    let dx = (min.x - x).max(0.0).max(x - max.x);
+    let dz = (min.z - z).max(0.0).max(z - max.z);
+    let (lo, hi) = (y0.min(y1), y0.max(y1));
+    let dy = (min.y - hi).max(0.0).max(lo - max.y);
+    (dx * dx + dy * dy + dz * dz).sqrt()
+}
+
+/// The distance from a point to an axis-aligned box.
+#[cfg(test)]
 pub fn distance_to_aabb(p: V3, b: &AxisAlignedBox) -> f64 {
     let min = b.min();
     let max = b.max();
@@ -371,6 +384,18 @@ mod tests {
         };
         assert!(d.bounds().overlaps(&a.bounds()));
         assert!(!d.overlaps(&a, 0.0));
+    }
+
+    #[test]
+    fn segment_distance_ignores_height_along_the_body() {
+        let b = AxisAlignedBox::from_min_max(Vec3::new(1.0, 0.3, -0.5), Vec3::new(2.0, 0.4, 0.5));
+        // level with the box: the horizontal distance
+        assert!((distance_segment_to_aabb(0.0, 0.0, 0.2, 1.6, &b) - 1.0).abs() < 1e-12);
+        // a body above the box: the vertical gap counts too
+        let d = distance_segment_to_aabb(0.0, 0.0, 1.0, 1.6, &b);
+        assert!((d - (1.0f64 + 0.36).sqrt()).abs() < 1e-12);
+        // the camera point alone is farther than the body
+        assert!(distance_to_aabb(V3::new(0.0, 1.6, 0.0), &b) > d);
     }
 
     #[test]

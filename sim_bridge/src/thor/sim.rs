@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ember_agent::observation::{DepthImage, InstanceImage, RgbImage};
-use ember_agent::thor::{AgentMeta, InventoryObject, Metadata, ObjectMeta, Vec3};
+use ember_agent::thor::{AgentMeta, AxisAlignedBox, InventoryObject, Metadata, ObjectMeta, Vec3};
 use serde_json::{Map, Value, json};
 
 use crate::backend::{Frames, InitSettings, SimError, SimEvent, Simulator, SimulatorInfo};
 
-use super::geom::{Footprint, Rect, V3, distance_to_aabb, rotate_object_yaw, translate_object};
+use super::geom::{
+    Footprint, Rect, V3, distance_segment_to_aabb, rotate_object_yaw, translate_object,
+};
 use super::params::Params;
 use super::render::{Camera, NEAR, Quad, Raster, Scissor};
 use super::scene::{self, OpenFace, Scene, SceneSummary, Style, side_vector};
@@ -16,8 +18,9 @@ use super::style::{Look, object_quads};
 
 /// The agent's radius for collisions (a vertical cylinder), metres.
 pub const AGENT_RADIUS: f64 = 0.2;
-/// How far the hand reaches: objects farther than this from the camera (to the nearest point
-/// of their box) cannot be interacted with, metres.
+/// How far the hand reaches: objects farther than this from the agent's body (its vertical
+/// axis from near the floor up to the camera, to the nearest point of their box) cannot be
+/// interacted with, metres.
 pub const REACH: f64 = 1.5;
 /// Camera height above the agent's position when standing, metres.
 pub const STANDING_CAMERA: f64 = ember_calibration::thor::STANDING_CAMERA_OFFSET;
@@ -531,8 +534,22 @@ impl World {
         out
     }
 
+    /// How far object `i`'s box is from the agent's body: AI2-THOR gathers the candidates for
+    /// visibility and interaction with a capsule along the agent's body (an overlap capsule of
+    /// radius `visibilityDistance` from near the floor up to the camera), so a pan in a low
+    /// cabinet in front of the agent is within reach although the camera is 1.7 m from it.
+    fn body_distance(&self, x: f64, z: f64, camera_y: f64, b: &AxisAlignedBox) -> f64 {
+        let foot = (self.scene.floor_y + AGENT_RADIUS).min(camera_y);
+        distance_segment_to_aabb(x, z, foot, camera_y, b)
+    }
+
     fn interactable(&self, i: usize, cam: &Camera, vis_dist: f64) -> (bool, bool) {
-        let d = distance_to_aabb(cam.position, &self.objects[i].axis_aligned_bounding_box);
+        let d = self.body_distance(
+            cam.position.x,
+            cam.position.z,
+            cam.position.y,
+            &self.objects[i].axis_aligned_bounding_box,
+        );
         let visible = self.counts.get(i + 1).copied().unwrap_or(0) >= 1 && d <= vis_dist;
         (visible, visible && d <= REACH)
     }
@@ -1308,7 +1325,7 @@ impl ThorLite {
         for &(x, z) in &positions {
             for &standing in &standings {
                 let cam_pos = V3::new(x, w.agent.y + World::camera_height(standing), z);
-                if distance_to_aabb(cam_pos, &aabb) > vis {
+                if w.body_distance(x, z, cam_pos.y, &aabb) > vis {
                     continue;
                 }
                 // From a fixed camera position, only polygons that overlap the target's cone

@@ -1018,7 +1018,12 @@ impl ThorLite {
         if let Some(o) = self.reachable_check(r, force) {
             return Ok(o);
         }
-        let Some(spot) = self.find_spot(h, r) else {
+        // AI2-THOR places only at spawn points in the agent's view and reach (unless forced).
+        let view = (!force).then(|| {
+            let w = self.w();
+            w.camera_at(&w.agent, &self.settings)
+        });
+        let Some(spot) = self.find_spot(h, r, view.as_ref()) else {
             return Ok(Outcome::fail("No valid positions to place object found"));
         };
         let w = self.wm();
@@ -1041,9 +1046,36 @@ impl ThorLite {
     /// spots on a 5 cm grid over the receptacle's surface, the object as held or turned a
     /// quarter turn (AI2-THOR tries 90 degree steps), its footprint (from its oriented box)
     /// inside the surface and clear of what already rests there, nearest the agent (the
-    /// unturned object first on ties); `None` when it does not fit.
-    fn find_spot(&self, h: usize, r: usize) -> Option<Spot> {
+    /// unturned object first on ties); with `view` (an unforced put), only spots inside that
+    /// camera's frame and within reach of the agent; `None` when it does not fit.
+    fn find_spot(&self, h: usize, r: usize, view: Option<&Camera>) -> Option<Spot> {
         let w = self.w();
+        // A spot is usable when its surface point is within reach of the agent's body and
+        // inside `view`'s frame. Occlusion is not tested: the boxes overlap where the meshes
+        // do not (FloorPlan1's cabinet under the sink reaches above the basin's floor and
+        // would hide every spawn point in it).
+        let seen = |x: f64, y: f64, z: f64| -> bool {
+            let Some(cam) = view else { return true };
+            if w.body_distance(
+                cam.position.x,
+                cam.position.z,
+                cam.position.y,
+                &point_box(x, y, z),
+            ) > REACH
+            {
+                return false;
+            }
+            let (rt, upv, fw) = cam.axes();
+            let d = V3::new(x, y, z).sub(cam.position);
+            let depth = d.dot(fw);
+            if depth < NEAR {
+                return false;
+            }
+            let f = cam.focal();
+            let px = cam.width as f64 / 2.0 + f * d.dot(rt) / depth;
+            let py = cam.height as f64 / 2.0 - f * d.dot(upv) / depth;
+            px >= 0.0 && py >= 0.0 && px < cam.width as f64 && py < cam.height as f64
+        };
         let rec = &w.objects[r];
         let held = &w.objects[h];
         let rb = &rec.axis_aligned_bounding_box;
@@ -1141,7 +1173,7 @@ impl ThorLite {
                     {
                         continue;
                     }
-                    if !free(&f) {
+                    if !free(&f) || !seen(x, surface + 0.005, z) {
                         continue;
                     }
                     let d = (x - ax).powi(2) + (z - az).powi(2);
@@ -1162,7 +1194,7 @@ impl ThorLite {
         if best.is_none() && !inside {
             // A surface smaller than the object (a pan on a burner) takes it at its centre.
             let (x, z) = ((gx0 + gx1) / 2.0, (gz0 + gz1) / 2.0);
-            if free(&held_fp.at(x, z)) {
+            if free(&held_fp.at(x, z)) && seen(x, surface + 0.005, z) {
                 best = Some((
                     0.0,
                     Spot {
@@ -1422,6 +1454,12 @@ impl ThorLite {
         };
         Ok(SimEvent { metadata, frames })
     }
+}
+
+/// A degenerate box at one point.
+fn point_box(x: f64, y: f64, z: f64) -> AxisAlignedBox {
+    let p = Vec3::new(x, y, z);
+    AxisAlignedBox::from_min_max(p, p)
 }
 
 /// A bounding sphere (centre of the bounding box, farthest point) of some points.

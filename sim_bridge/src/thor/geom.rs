@@ -170,7 +170,7 @@ pub fn translate_object(o: &mut ObjectMeta, d: V3) {
 /// axis-aligned box (rebuilt from the oriented box when there is one) and `rotation.y`.
 pub fn rotate_object_yaw(o: &mut ObjectMeta, pivot: V3, deg: f64) {
     let turn = deg.rem_euclid(360.0);
-    if turn < 1e-9 || turn > 360.0 - 1e-9 {
+    if !(1e-9..=360.0 - 1e-9).contains(&turn) {
         return;
     }
     let (s, c) = deg.to_radians().sin_cos();

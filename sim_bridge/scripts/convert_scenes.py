@@ -226,6 +226,18 @@ def counter_bodies(objs, derived, pts):
         g.fill(x0, z0, x1, z1, 1)
         for px, pz in pts:
             g.fill(px - AGENT_RADIUS, pz - AGENT_RADIUS, px + AGENT_RADIUS, pz + AGENT_RADIUS, 0)
+        # In front of the units standing under (or through) the slab, up to the slab box's edge:
+        # floor. A counter overhangs its cabinets by a few centimetres and never covers the front
+        # of a fridge; ALFWorld's grid keeps 0.3-0.6 m away from furniture, so its squares alone
+        # leave a phantom counter there.
+        carve_front_strips(g, objs, derived, idx, (x0, y0, z0, x1, y1, z1))
+        # no slab through what stands on the floor and rises above it (a fridge)
+        for p in objs:
+            if p["objectType"] in ("Floor", "CounterTop"):
+                continue
+            a = aabb(p)
+            if a[1] < y0 - 0.3 and a[4] > y1 + 0.1 and a[3] > x0 and a[0] < x1 and a[5] > z0 and a[2] < z1:
+                g.fill(a[0], a[2], a[3], a[5], 0)
         # the slab has holes where basins are let into it
         for p in objs:
             if p["objectType"] in ("SinkBasin", "BathtubBasin"):
@@ -255,6 +267,68 @@ def counter_bodies(objs, derived, pts):
         rects = clip_rects(rects_from_mask(g.v, x0, z0), x0, z0, x1, z1)
         out.append({"object": idx, "rects": rects, "surface": surface, "top": rnd(y0)})
     return out
+
+
+OVERHANG = 0.03  # how far a counter slab reaches beyond the cabinets under it, metres
+
+
+def carve_front_strips(g, objs, derived, idx, box):
+    """Marks as floor (0) the strip in front of each unit under the slab of counter `idx`: from
+    the unit's front face (plus the slab's overhang when the unit stands under the slab) out to
+    the edge of the slab box, as wide as the unit, stopping at the first other unit or at an
+    object resting on this counter (the slab is real there)."""
+    x0, y0, z0, x1, y1, z1 = box
+    cid = objs[idx]["objectId"]
+    units = []
+    stops = []
+    for k, p in enumerate(objs):
+        if k == idx or p["objectType"] in ("Floor", "CounterTop"):
+            continue
+        a = aabb(p)
+        if a[3] <= x0 or a[0] >= x1 or a[5] <= z0 or a[2] >= z1:
+            continue
+        if cid in (p.get("parentReceptacles") or []):
+            stops.append(a)
+            continue
+        if a[1] < y0 - 0.05 and (a[4] > y0 - 0.35 or p["objectType"] in ("Cabinet", "Drawer")):
+            units.append((k, a))
+            stops.append(a)
+    for k, a in units:
+        f = derived[k]["front"]
+        over = OVERHANG if a[4] < y0 + 0.05 else 0.0
+        # the strip as (lo, hi) along the front axis, growing outward cell by cell
+        if f in (0, 1):
+            lat0, lat1 = max(a[2], z0), min(a[5], z1)
+            start = a[3] + over if f == 0 else a[0] - over
+            end = x1 if f == 0 else x0
+        else:
+            lat0, lat1 = max(a[0], x0), min(a[3], x1)
+            start = a[5] + over if f == 2 else a[2] - over
+            end = z1 if f == 2 else z0
+        if lat1 - lat0 < CELL or (end - start) * (1 if f in (0, 2) else -1) < CELL:
+            continue
+        sign = 1 if f in (0, 2) else -1
+        pos = start
+        while (end - pos) * sign > 1e-9:
+            nxt = pos + sign * min(CELL, abs(end - pos))
+            lo, hi = min(pos, nxt), max(pos, nxt)
+            if f in (0, 1):
+                cell = (lo, lat0, hi, lat1)
+            else:
+                cell = (lat0, lo, lat1, hi)
+            blocked = any(
+                s is not a and s[0] < cell[2] - 1e-6 and s[3] > cell[0] + 1e-6 and s[2] < cell[3] - 1e-6 and s[5] > cell[1] + 1e-6
+                for s in stops
+            )
+            if blocked:
+                break
+            pos = nxt
+        if (pos - start) * sign > 1e-9:
+            lo, hi = min(start, pos), max(start, pos)
+            if f in (0, 1):
+                g.fill(lo, lat0, hi, lat1, 0)
+            else:
+                g.fill(lat0, lo, lat1, hi, 0)
 
 
 def clip_rects(rects, x0, z0, x1, z1):

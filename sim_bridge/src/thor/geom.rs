@@ -165,7 +165,168 @@ pub fn translate_object(o: &mut ObjectMeta, d: V3) {
     }
 }
 
-/// The closest point of an axis-aligned box to `p`, and its distance.
+/// Rotates an object about the vertical axis through `pivot` by `deg` degrees of AI2-THOR yaw
+/// (clockwise seen from above: +z turns toward +x): its position, its oriented box, its
+/// axis-aligned box (rebuilt from the oriented box when there is one) and `rotation.y`.
+pub fn rotate_object_yaw(o: &mut ObjectMeta, pivot: V3, deg: f64) {
+    let turn = deg.rem_euclid(360.0);
+    if !(1e-9..=360.0 - 1e-9).contains(&turn) {
+        return;
+    }
+    let (s, c) = deg.to_radians().sin_cos();
+    // yaw: (x, z) -> (x cos + z sin, -x sin + z cos)
+    let rot = |x: f64, z: f64| -> (f64, f64) {
+        let (dx, dz) = (x - pivot.x, z - pivot.z);
+        (pivot.x + dx * c + dz * s, pivot.z - dx * s + dz * c)
+    };
+    let (px, pz) = rot(o.position.x, o.position.z);
+    o.position.x = px;
+    o.position.z = pz;
+    o.rotation.y = (o.rotation.y + deg).rem_euclid(360.0);
+    let (mut min, mut max) = (
+        V3::new(f64::INFINITY, f64::INFINITY, f64::INFINITY),
+        V3::new(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
+    );
+    let mut grow = |x: f64, y: f64, z: f64| {
+        min = V3::new(min.x.min(x), min.y.min(y), min.z.min(z));
+        max = V3::new(max.x.max(x), max.y.max(y), max.z.max(z));
+    };
+    if let Some(obb) = o.object_oriented_bounding_box.as_mut() {
+        for p in obb.corner_points.iter_mut() {
+            let (x, z) = rot(p[0], p[2]);
+            p[0] = x;
+            p[2] = z;
+            grow(p[0], p[1], p[2]);
+        }
+    } else {
+        let b = &o.axis_aligned_bounding_box;
+        let (bmin, bmax) = (b.min(), b.max());
+        for x in [bmin.x, bmax.x] {
+            for z in [bmin.z, bmax.z] {
+                let (rx, rz) = rot(x, z);
+                grow(rx, bmin.y, rz);
+                grow(rx, bmax.y, rz);
+            }
+        }
+    }
+    if min.x.is_finite() {
+        o.axis_aligned_bounding_box = AxisAlignedBox::from_min_max(min.to_thor(), max.to_thor());
+    }
+}
+
+/// An object's footprint on the floor plane: a rectangle with centre `c` and two orthogonal
+/// half-extent vectors `u`, `v` (x, z), from its oriented box when it has one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Footprint {
+    pub c: (f64, f64),
+    pub u: (f64, f64),
+    pub v: (f64, f64),
+}
+
+impl Footprint {
+    /// The footprint of an object: its oriented box seen from above (the two axes that are
+    /// most horizontal), else its axis-aligned box.
+    pub fn of_object(o: &ObjectMeta) -> Footprint {
+        if let Some(b) = o
+            .object_oriented_bounding_box
+            .as_ref()
+            .and_then(Obox::from_obb)
+        {
+            let mut axes = b.axes;
+            // the most vertical axis last
+            axes.sort_by(|a, b| a.y.abs().total_cmp(&b.y.abs()));
+            return Footprint {
+                c: (b.center.x, b.center.z),
+                u: (axes[0].x, axes[0].z),
+                v: (axes[1].x, axes[1].z),
+            };
+        }
+        let b = &o.axis_aligned_bounding_box;
+        Footprint {
+            c: (b.center.x, b.center.z),
+            u: (b.size.x / 2.0, 0.0),
+            v: (0.0, b.size.z / 2.0),
+        }
+    }
+
+    /// The same footprint turned by a quarter turn about its centre (yaw +90 degrees).
+    pub fn quarter_turn(&self) -> Footprint {
+        let r = |a: (f64, f64)| (a.1, -a.0);
+        Footprint {
+            c: self.c,
+            u: r(self.u),
+            v: r(self.v),
+        }
+    }
+
+    /// The footprint moved so that its centre is at (x, z).
+    pub fn at(&self, x: f64, z: f64) -> Footprint {
+        Footprint { c: (x, z), ..*self }
+    }
+
+    /// The four corners.
+    pub fn corners(&self) -> [(f64, f64); 4] {
+        let (c, u, v) = (self.c, self.u, self.v);
+        [
+            (c.0 - u.0 - v.0, c.1 - u.1 - v.1),
+            (c.0 + u.0 - v.0, c.1 + u.1 - v.1),
+            (c.0 + u.0 + v.0, c.1 + u.1 + v.1),
+            (c.0 - u.0 + v.0, c.1 - u.1 + v.1),
+        ]
+    }
+
+    /// Half-extents of the axis-aligned rectangle around it.
+    pub fn half_extent(&self) -> (f64, f64) {
+        (
+            self.u.0.abs() + self.v.0.abs(),
+            self.u.1.abs() + self.v.1.abs(),
+        )
+    }
+
+    /// The axis-aligned rectangle around it.
+    pub fn bounds(&self) -> Rect {
+        let (hx, hz) = self.half_extent();
+        Rect::new(self.c.0 - hx, self.c.1 - hz, self.c.0 + hx, self.c.1 + hz)
+    }
+
+    /// Whether two footprints overlap by more than `margin` (separating axes).
+    pub fn overlaps(&self, o: &Footprint, margin: f64) -> bool {
+        let axes = [self.u, self.v, o.u, o.v];
+        for a in axes {
+            let n = (a.0 * a.0 + a.1 * a.1).sqrt();
+            if n < 1e-12 {
+                continue;
+            }
+            let a = (a.0 / n, a.1 / n);
+            let proj = |f: &Footprint| {
+                let c = f.c.0 * a.0 + f.c.1 * a.1;
+                let r = (f.u.0 * a.0 + f.u.1 * a.1).abs() + (f.v.0 * a.0 + f.v.1 * a.1).abs();
+                (c - r, c + r)
+            };
+            let (a0, a1) = proj(self);
+            let (b0, b1) = proj(o);
+            if a1 <= b0 + margin || b1 <= a0 + margin {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Distance from an axis-aligned box to the vertical segment at (x, z) from height `y0` up
+/// to `y1` (the agent's body axis, foot to camera).
+pub fn distance_segment_to_aabb(x: f64, z: f64, y0: f64, y1: f64, b: &AxisAlignedBox) -> f64 {
+    let min = b.min();
+    let max = b.max();
+    let dx = (min.x - x).max(0.0).max(x - max.x);
+    let dz = (min.z - z).max(0.0).max(z - max.z);
+    let (lo, hi) = (y0.min(y1), y0.max(y1));
+    let dy = (min.y - hi).max(0.0).max(lo - max.y);
+    (dx * dx + dy * dy + dz * dz).sqrt()
+}
+
+/// The distance from a point to an axis-aligned box.
+#[cfg(test)]
 pub fn distance_to_aabb(p: V3, b: &AxisAlignedBox) -> f64 {
     let min = b.min();
     let max = b.max();
@@ -199,6 +360,42 @@ mod tests {
         assert!((min.sub(V3::new(0.0, 0.0, -2.0))).norm() < 1e-12);
         assert!((max.sub(V3::new(3.0, 1.0, 0.0))).norm() < 1e-12);
         assert!((b.center.sub(V3::new(1.5, 0.5, -1.0))).norm() < 1e-12);
+    }
+
+    #[test]
+    fn footprints_overlap_by_separating_axes() {
+        let a = Footprint {
+            c: (0.0, 0.0),
+            u: (1.0, 0.0),
+            v: (0.0, 0.5),
+        };
+        // side by side, touching: no overlap
+        assert!(!a.overlaps(&a.at(2.0, 0.0), 0.0));
+        assert!(a.overlaps(&a.at(1.9, 0.0), 0.0));
+        // a quarter turn swaps the extents
+        let q = a.quarter_turn();
+        assert!((q.half_extent().0 - 0.5).abs() < 1e-12 && (q.half_extent().1 - 1.0).abs() < 1e-12);
+        // a diamond near a corner of an axis-aligned square: its bounds overlap, it does not
+        let s = 0.5f64.sqrt() * 0.5;
+        let d = Footprint {
+            c: (1.5, 1.0),
+            u: (s, s),
+            v: (-s, s),
+        };
+        assert!(d.bounds().overlaps(&a.bounds()));
+        assert!(!d.overlaps(&a, 0.0));
+    }
+
+    #[test]
+    fn segment_distance_ignores_height_along_the_body() {
+        let b = AxisAlignedBox::from_min_max(Vec3::new(1.0, 0.3, -0.5), Vec3::new(2.0, 0.4, 0.5));
+        // level with the box: the horizontal distance
+        assert!((distance_segment_to_aabb(0.0, 0.0, 0.2, 1.6, &b) - 1.0).abs() < 1e-12);
+        // a body above the box: the vertical gap counts too
+        let d = distance_segment_to_aabb(0.0, 0.0, 1.0, 1.6, &b);
+        assert!((d - (1.0f64 + 0.36).sqrt()).abs() < 1e-12);
+        // the camera point alone is farther than the body
+        assert!(distance_to_aabb(V3::new(0.0, 1.6, 0.0), &b) > d);
     }
 
     #[test]

@@ -187,8 +187,9 @@ pub(crate) enum Style {
     TopOpen,
     /// A box without its front face (shelving units, dressers: their contents show).
     FrontOpen,
-    /// A seat or bed: a low box up to the seat height plus a back rest at the back side.
-    Seat { seat_dy: f64 },
+    /// A seat or bed: a low box up to the seat height plus a back rest on the side facing
+    /// `back` (a horizontal unit direction, x and z), in the box's own frame.
+    Seat { seat_dy: f64, back: (f64, f64) },
     /// A shelf: only the plank at the bottom of its box (the box spans the space above it).
     Plank { thickness: f64 },
     /// A CounterTop slab over its derived solid body.
@@ -221,8 +222,9 @@ pub(crate) struct Scene {
     pub index: BTreeMap<String, usize>,
     /// Front and back side per object (0 +x, 1 -x, 2 +z, 3 -z).
     pub front: Vec<u8>,
-    pub back: Vec<u8>,
     pub style: Vec<Style>,
+    /// How far each object's drawn top lies below its box top (thin things resting in it).
+    pub top_cut: Vec<f64>,
     /// Height of the surface things rest on, above the box bottom, per receptacle.
     pub surface_dy: Vec<Option<f64>>,
     /// CounterTops: the derived body rectangles and the slab's bottom height.
@@ -334,7 +336,8 @@ impl Scene {
                 counter_surface[cb.object] = Some(surf);
             }
         }
-        let (style, surface_dy) = style::derive_styles(&f.objects, &counter_body);
+        let derived = style::derive_styles(&f.objects, &counter_body, &back);
+        let (style, surface_dy, top_cut) = (derived.styles, derived.surfaces, derived.top_cut);
 
         // Room mask.
         let rf = &f.room;
@@ -380,8 +383,8 @@ impl Scene {
             agent_y: f.agent_y,
             index,
             front,
-            back,
             style,
+            top_cut,
             surface_dy,
             counter_body,
             counter_surface,

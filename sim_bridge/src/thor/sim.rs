@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ember_agent::observation::{DepthImage, InstanceImage, RgbImage};
-use ember_agent::thor::{AgentMeta, InventoryObject, Metadata, ObjectMeta, Vec3};
+use ember_agent::thor::{AgentMeta, AxisAlignedBox, InventoryObject, Metadata, ObjectMeta, Vec3};
 use serde_json::{Map, Value, json};
 
 use crate::backend::{Frames, InitSettings, SimError, SimEvent, Simulator, SimulatorInfo};
 
-use super::geom::{Rect, V3, distance_to_aabb, translate_object};
+use super::geom::{
+    Footprint, Rect, V3, distance_segment_to_aabb, rotate_object_yaw, translate_object,
+};
 use super::params::Params;
 use super::render::{Camera, NEAR, Quad, Raster, Scissor};
 use super::scene::{self, OpenFace, Scene, SceneSummary, Style, side_vector};
@@ -16,8 +18,9 @@ use super::style::{Look, object_quads};
 
 /// The agent's radius for collisions (a vertical cylinder), metres.
 pub const AGENT_RADIUS: f64 = 0.2;
-/// How far the hand reaches: objects farther than this from the camera (to the nearest point
-/// of their box) cannot be interacted with, metres.
+/// How far the hand reaches: objects farther than this from the agent's body (its vertical
+/// axis from near the floor up to the camera, to the nearest point of their box) cannot be
+/// interacted with, metres.
 pub const REACH: f64 = 1.5;
 /// Camera height above the agent's position when standing, metres.
 pub const STANDING_CAMERA: f64 = ember_calibration::thor::STANDING_CAMERA_OFFSET;
@@ -102,6 +105,16 @@ impl Outcome {
     }
 }
 
+/// Where a put object goes: the centre of its footprint, the height of its bottom, and
+/// whether it is turned a quarter turn first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Spot {
+    x: f64,
+    y: f64,
+    z: f64,
+    quarter: bool,
+}
+
 /// Something the agent bumped into.
 #[derive(Clone, Debug, PartialEq)]
 enum Blocker {
@@ -115,6 +128,9 @@ struct World {
     objects: Vec<ObjectMeta>,
     agent: Agent,
     held: Option<usize>,
+    /// The agent's yaw the held object's orientation was last set for: the held object turns
+    /// with the agent, as it does in AI2-THOR (where the hand carries it).
+    held_yaw: f64,
     /// Pixel count per instance index in the last rendered frame.
     counts: Vec<u32>,
     obstacles: Vec<(Rect, usize)>,
@@ -275,6 +291,7 @@ impl World {
             objects: scene.objects.clone(),
             agent,
             held: None,
+            held_yaw: 0.0,
             counts: vec![0; scene.objects.len() + 1],
             obstacles: Vec::new(),
             obstacles_dirty: true,
@@ -358,7 +375,7 @@ impl World {
             object: &self.objects[i],
             style: self.scene.style[i],
             front: self.scene.front[i],
-            back: self.scene.back[i],
+            top_cut: self.scene.top_cut[i],
             id: i as u32 + 1,
             counter: self.scene.counter_body[i].as_ref().map(|(body, bottom)| {
                 let surf = self.scene.counter_surface[i].as_deref().unwrap_or(&[]);
@@ -411,6 +428,15 @@ impl World {
 
     /// What blocks an agent disc at (x, z), if anything.
     fn blocked(&self, x: f64, z: f64) -> Option<Blocker> {
+        self.blocked_from(x, z, None)
+    }
+
+    /// What blocks an agent disc at (x, z) on a move that started at `from`, if anything. An
+    /// object (or stove) the disc already overlaps at `from` blocks only a point deeper into
+    /// it: the agent may leave an obstacle it stands in (an opened drawer, a put object), as
+    /// Unity's capsule casts ignore colliders the capsule overlaps when the cast starts, but
+    /// not walk through it. Walls always block.
+    fn blocked_from(&self, x: f64, z: f64, from: Option<(f64, f64)>) -> Option<Blocker> {
         let r = AGENT_RADIUS - 1e-6;
         if !self.scene.in_room(x, z) {
             return Some(Blocker::Wall);
@@ -420,13 +446,26 @@ impl World {
                 return Some(Blocker::Wall);
             }
         }
+        let hits = |rect: &Rect| {
+            let d = rect.distance(x, z);
+            if d >= r {
+                return false;
+            }
+            match from {
+                Some((fx, fz)) => {
+                    let d0 = rect.distance(fx, fz);
+                    d0 >= r || d < d0 - 1e-9
+                }
+                None => true,
+            }
+        };
         for (rect, _) in &self.scene.stoves {
-            if rect.distance(x, z) < r {
+            if hits(rect) {
                 return Some(Blocker::Stove);
             }
         }
         for (rect, i) in &self.obstacles {
-            if rect.distance(x, z) < r {
+            if hits(rect) {
                 return Some(Blocker::Object(*i));
             }
         }
@@ -439,7 +478,8 @@ impl World {
         let n = (len / 0.02).ceil().max(1.0) as usize;
         for k in 1..=n {
             let t = k as f64 / n as f64;
-            if let Some(b) = self.blocked(x0 + (x1 - x0) * t, z0 + (z1 - z0) * t) {
+            let (x, z) = (x0 + (x1 - x0) * t, z0 + (z1 - z0) * t);
+            if let Some(b) = self.blocked_from(x, z, Some((x0, z0))) {
                 return Some(b);
             }
         }
@@ -464,14 +504,18 @@ impl World {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         let mut queue = VecDeque::new();
-        if self.blocked(ox, oz).is_none() {
+        // An agent standing in an obstacle (an opened drawer) floods out of it; the points
+        // inside obstacles are not reported.
+        if !matches!(self.blocked(ox, oz), Some(Blocker::Wall)) {
             seen.insert((0i64, 0i64));
             queue.push_back((0i64, 0i64));
         }
         let limit = 200_000usize;
         while let Some((i, j)) = queue.pop_front() {
             let (x, z) = (ox + i as f64 * grid, oz + j as f64 * grid);
-            out.push((x, z));
+            if self.blocked(x, z).is_none() {
+                out.push((x, z));
+            }
             if out.len() >= limit {
                 break;
             }
@@ -490,8 +534,22 @@ impl World {
         out
     }
 
+    /// How far object `i`'s box is from the agent's body: AI2-THOR gathers the candidates for
+    /// visibility and interaction with a capsule along the agent's body (an overlap capsule of
+    /// radius `visibilityDistance` from near the floor up to the camera), so a pan in a low
+    /// cabinet in front of the agent is within reach although the camera is 1.7 m from it.
+    fn body_distance(&self, x: f64, z: f64, camera_y: f64, b: &AxisAlignedBox) -> f64 {
+        let foot = (self.scene.floor_y + AGENT_RADIUS).min(camera_y);
+        distance_segment_to_aabb(x, z, foot, camera_y, b)
+    }
+
     fn interactable(&self, i: usize, cam: &Camera, vis_dist: f64) -> (bool, bool) {
-        let d = distance_to_aabb(cam.position, &self.objects[i].axis_aligned_bounding_box);
+        let d = self.body_distance(
+            cam.position.x,
+            cam.position.z,
+            cam.position.y,
+            &self.objects[i].axis_aligned_bounding_box,
+        );
         let visible = self.counts.get(i + 1).copied().unwrap_or(0) >= 1 && d <= vis_dist;
         (visible, visible && d <= REACH)
     }
@@ -507,6 +565,23 @@ impl World {
                     .is_some_and(|p| p.contains(&id));
             if on {
                 translate_object(&mut self.objects[k], d);
+            }
+        }
+        self.obstacles_dirty = true;
+    }
+
+    /// Turns object `i` and everything resting in or on it about the vertical through `pivot`
+    /// by `deg` degrees of yaw.
+    fn rotate_with_contents(&mut self, i: usize, pivot: V3, deg: f64) {
+        let id = self.objects[i].object_id.clone();
+        for k in 0..self.objects.len() {
+            let on = k == i
+                || self.objects[k]
+                    .parent_receptacles
+                    .as_ref()
+                    .is_some_and(|p| p.contains(&id));
+            if on {
+                rotate_object_yaw(&mut self.objects[k], pivot, deg);
             }
         }
         self.obstacles_dirty = true;
@@ -601,6 +676,12 @@ impl World {
             .add(r.scale(HAND.x))
             .add(u.scale(HAND.y))
             .add(f.scale(HAND.z));
+        let turn = (self.agent.yaw - self.held_yaw).rem_euclid(360.0);
+        if turn > 1e-9 && turn < 360.0 - 1e-9 {
+            let pivot = V3::from_thor(&self.objects[h].axis_aligned_bounding_box.center);
+            self.rotate_with_contents(h, pivot, turn);
+            self.held_yaw = self.agent.yaw;
+        }
         let c = V3::from_thor(&self.objects[h].axis_aligned_bounding_box.center);
         let d = target.sub(c);
         if d.norm() > 1e-9 {
@@ -893,6 +974,7 @@ impl ThorLite {
         w.detach(i);
         w.objects[i].is_picked_up = true;
         w.held = Some(i);
+        w.held_yaw = w.agent.yaw;
         w.place_held(&settings);
         w.obstacles_dirty = true;
         Ok(Outcome::ok())
@@ -936,10 +1018,19 @@ impl ThorLite {
         if let Some(o) = self.reachable_check(r, force) {
             return Ok(o);
         }
-        let Some(spot) = self.find_spot(h, r) else {
+        // AI2-THOR places only at spawn points in the agent's view and reach (unless forced).
+        let view = (!force).then(|| {
+            let w = self.w();
+            w.camera_at(&w.agent, &self.settings)
+        });
+        let Some(spot) = self.find_spot(h, r, view.as_ref()) else {
             return Ok(Outcome::fail("No valid positions to place object found"));
         };
         let w = self.wm();
+        if spot.quarter {
+            let pivot = V3::from_thor(&w.objects[h].axis_aligned_bounding_box.center);
+            w.rotate_with_contents(h, pivot, 90.0);
+        }
         let c = V3::from_thor(&w.objects[h].axis_aligned_bounding_box.center);
         let bottom = w.objects[h].axis_aligned_bounding_box.min().y;
         let d = V3::new(spot.x - c.x, spot.y - bottom, spot.z - c.z);
@@ -951,10 +1042,40 @@ impl ThorLite {
         Ok(Outcome::ok())
     }
 
-    /// A free spot (x, bottom y, z) for the held object on or in receptacle `r`, nearest the
-    /// agent; `None` when it does not fit.
-    fn find_spot(&self, h: usize, r: usize) -> Option<V3> {
+    /// Where the held object goes on or in receptacle `r`, as AI2-THOR's placement does it:
+    /// spots on a 5 cm grid over the receptacle's surface, the object as held or turned a
+    /// quarter turn (AI2-THOR tries 90 degree steps), its footprint (from its oriented box)
+    /// inside the surface and clear of what already rests there, nearest the agent (the
+    /// unturned object first on ties); with `view` (an unforced put), only spots inside that
+    /// camera's frame and within reach of the agent; `None` when it does not fit.
+    fn find_spot(&self, h: usize, r: usize, view: Option<&Camera>) -> Option<Spot> {
         let w = self.w();
+        // A spot is usable when its surface point is within reach of the agent's body and
+        // inside `view`'s frame. Occlusion is not tested: the boxes overlap where the meshes
+        // do not (FloorPlan1's cabinet under the sink reaches above the basin's floor and
+        // would hide every spawn point in it).
+        let seen = |x: f64, y: f64, z: f64| -> bool {
+            let Some(cam) = view else { return true };
+            if w.body_distance(
+                cam.position.x,
+                cam.position.z,
+                cam.position.y,
+                &point_box(x, y, z),
+            ) > REACH
+            {
+                return false;
+            }
+            let (rt, upv, fw) = cam.axes();
+            let d = V3::new(x, y, z).sub(cam.position);
+            let depth = d.dot(fw);
+            if depth < NEAR {
+                return false;
+            }
+            let f = cam.focal();
+            let px = cam.width as f64 / 2.0 + f * d.dot(rt) / depth;
+            let py = cam.height as f64 / 2.0 - f * d.dot(upv) / depth;
+            px >= 0.0 && py >= 0.0 && px < cam.width as f64 && py < cam.height as f64
+        };
         let rec = &w.objects[r];
         let held = &w.objects[h];
         let rb = &rec.axis_aligned_bounding_box;
@@ -963,17 +1084,27 @@ impl ThorLite {
         let surface = rmin.y + surface_dy;
         let hs = held.axis_aligned_bounding_box.size;
         let inside = surface < rmax.y - 0.03;
-        if inside && hs.y > rmax.y - surface + 0.02 {
+        // Closed containers and shelves (under the next plank) have a ceiling; basins, bins,
+        // pots and seats do not (AI2-THOR checks only the bottom corners there).
+        let ceiling = matches!(
+            w.scene.style[r],
+            Style::Openable { .. } | Style::Plank { .. }
+        );
+        if ceiling && inside && hs.y > rmax.y - surface + 0.02 {
             return None;
         }
         let regions: Vec<Rect> = match w.scene.counter_surface[r].as_ref() {
             Some(s) if !s.is_empty() => s.clone(),
             _ => vec![Rect::new(rmin.x, rmin.z, rmax.x, rmax.z)],
         };
-        let (hx, hz) = (hs.x / 2.0 + 0.01, hs.z / 2.0 + 0.01);
+        let in_regions = |x: f64, z: f64| {
+            regions.iter().any(|g| {
+                x >= g.x0 - 1e-9 && x <= g.x1 + 1e-9 && z >= g.z0 - 1e-9 && z <= g.z1 + 1e-9
+            })
+        };
         // footprints already resting on this receptacle at this level
         let rid = &rec.object_id;
-        let taken: Vec<Rect> = w
+        let taken: Vec<Footprint> = w
             .objects
             .iter()
             .enumerate()
@@ -984,61 +1115,98 @@ impl ThorLite {
                         .as_ref()
                         .is_some_and(|p| p.last() == Some(rid))
             })
-            .map(|(_, o)| {
-                let (a, b) = (
-                    o.axis_aligned_bounding_box.min(),
-                    o.axis_aligned_bounding_box.max(),
-                );
-                Rect::new(a.x, a.z, b.x, b.z)
-            })
+            .map(|(_, o)| Footprint::of_object(o))
             .collect();
         let (ax, az) = (w.agent.x, w.agent.z);
         let on_floor = rec.object_type == "Floor";
-        let mut best: Option<(f64, V3)> = None;
-        for reg in &regions {
-            let (x0, x1, z0, z1) = (reg.x0 + hx, reg.x1 - hx, reg.z0 + hz, reg.z1 - hz);
-            let xs: Vec<f64> = if x0 <= x1 {
-                let n = ((x1 - x0) / 0.05).floor() as usize;
-                (0..=n).map(|k| x0 + k as f64 * 0.05).collect()
-            } else if !inside {
-                vec![(reg.x0 + reg.x1) / 2.0]
-            } else {
-                vec![]
+        let free = |f: &Footprint| -> bool {
+            if taken.iter().any(|t| t.overlaps(f, 1e-6)) {
+                return false;
+            }
+            let b = f.bounds();
+            // On the floor: only on free floor, never under the agent. (Anything else the
+            // agent overlaps, an opened drawer, takes objects as AI2-THOR does.)
+            !(on_floor
+                && (b.distance(ax, az) < AGENT_RADIUS + 0.05
+                    || !w.scene.in_room(f.c.0, f.c.1)
+                    || w.obstacles.iter().any(|(r, k)| *k != h && r.overlaps(&b))
+                    || w.scene.outside.iter().any(|r| r.overlaps(&b))
+                    || w.scene.stoves.iter().any(|(r, _)| r.overlaps(&b))))
+        };
+        let (gx0, gz0, gx1, gz1) = regions.iter().fold(
+            (
+                f64::INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NEG_INFINITY,
+            ),
+            |a, g| (a.0.min(g.x0), a.1.min(g.z0), a.2.max(g.x1), a.3.max(g.z1)),
+        );
+        let held_fp = Footprint::of_object(held);
+        let mut best: Option<(f64, Spot)> = None;
+        for (quarter, fp) in [(false, held_fp), (true, held_fp.quarter_turn())] {
+            let (hx, hz) = fp.half_extent();
+            let axis = |lo: f64, hi: f64, half: f64| -> Vec<f64> {
+                let (a, b) = (lo + half, hi - half);
+                if a > b + 1e-9 {
+                    return Vec::new();
+                }
+                let n = ((b - a) / 0.05 + 1e-9).floor() as usize;
+                (0..=n).map(|k| a + k as f64 * 0.05).collect()
             };
-            let zs: Vec<f64> = if z0 <= z1 {
-                let n = ((z1 - z0) / 0.05).floor() as usize;
-                (0..=n).map(|k| z0 + k as f64 * 0.05).collect()
-            } else if !inside {
-                vec![(reg.z0 + reg.z1) / 2.0]
-            } else {
-                vec![]
-            };
-            for &x in &xs {
-                for &z in &zs {
-                    let fp = Rect::new(x - hx + 0.01, z - hz + 0.01, x + hx - 0.01, z + hz - 0.01);
-                    if taken.iter().any(|t| t.overlaps(&fp)) {
-                        continue;
-                    }
-                    // Never under the agent; on the floor, only on free floor.
-                    if fp.distance(ax, az) < AGENT_RADIUS + 0.05 {
-                        continue;
-                    }
-                    if on_floor
-                        && (!w.scene.in_room(x, z)
-                            || w.obstacles.iter().any(|(r, k)| *k != h && r.overlaps(&fp))
-                            || w.scene.outside.iter().any(|r| r.overlaps(&fp))
-                            || w.scene.stoves.iter().any(|(r, _)| r.overlaps(&fp)))
+            for x in axis(gx0, gx1, hx) {
+                for z in axis(gz0, gz1, hz) {
+                    let f = fp.at(x, z);
+                    // the footprint's corners, edge midpoints and centre on the surface
+                    let c = f.corners();
+                    let mids = [
+                        ((c[0].0 + c[1].0) / 2.0, (c[0].1 + c[1].1) / 2.0),
+                        ((c[1].0 + c[2].0) / 2.0, (c[1].1 + c[2].1) / 2.0),
+                        ((c[2].0 + c[3].0) / 2.0, (c[2].1 + c[3].1) / 2.0),
+                        ((c[3].0 + c[0].0) / 2.0, (c[3].1 + c[0].1) / 2.0),
+                    ];
+                    if !c
+                        .iter()
+                        .chain(mids.iter())
+                        .chain([(x, z)].iter())
+                        .all(|&(px, pz)| in_regions(px, pz))
                     {
                         continue;
                     }
+                    if !free(&f) || !seen(x, surface + 0.005, z) {
+                        continue;
+                    }
                     let d = (x - ax).powi(2) + (z - az).powi(2);
-                    if best.is_none_or(|(bd, _)| d < bd - 1e-12) {
-                        best = Some((d, V3::new(x, surface + 0.001, z)));
+                    if best.as_ref().is_none_or(|(bd, _)| d < bd - 1e-12) {
+                        best = Some((
+                            d,
+                            Spot {
+                                x,
+                                y: surface + 0.001,
+                                z,
+                                quarter,
+                            },
+                        ));
                     }
                 }
             }
         }
-        best.map(|(_, v)| v)
+        if best.is_none() && !inside {
+            // A surface smaller than the object (a pan on a burner) takes it at its centre.
+            let (x, z) = ((gx0 + gx1) / 2.0, (gz0 + gz1) / 2.0);
+            if free(&held_fp.at(x, z)) && seen(x, surface + 0.005, z) {
+                best = Some((
+                    0.0,
+                    Spot {
+                        x,
+                        y: surface + 0.001,
+                        z,
+                        quarter: false,
+                    },
+                ));
+            }
+        }
+        best.map(|(_, s)| s)
     }
 
     fn open_close(&mut self, p: &Params<'_>, open: bool) -> Result<Outcome, SimError> {
@@ -1082,17 +1250,6 @@ impl ThorLite {
             let d = f.scale(0.8 * depth * (openness - old));
             if d.norm() > 1e-9 {
                 w.move_with_contents(i, d);
-                // A low drawer may not slide into the agent.
-                let b = &w.objects[i].axis_aligned_bounding_box;
-                let (min, max) = (b.min(), b.max());
-                let low = min.y < w.scene.floor_y + OBSTACLE_MAX_BOTTOM;
-                if low
-                    && Rect::new(min.x, min.z, max.x, max.z).distance(w.agent.x, w.agent.z)
-                        < AGENT_RADIUS
-                {
-                    w.move_with_contents(i, d.scale(-1.0));
-                    return Ok(Outcome::fail("Object failed to open/close successfully."));
-                }
             }
         }
         w.objects[i].openness = openness;
@@ -1200,7 +1357,7 @@ impl ThorLite {
         for &(x, z) in &positions {
             for &standing in &standings {
                 let cam_pos = V3::new(x, w.agent.y + World::camera_height(standing), z);
-                if distance_to_aabb(cam_pos, &aabb) > vis {
+                if w.body_distance(x, z, cam_pos.y, &aabb) > vis {
                     continue;
                 }
                 // From a fixed camera position, only polygons that overlap the target's cone
@@ -1297,6 +1454,12 @@ impl ThorLite {
         };
         Ok(SimEvent { metadata, frames })
     }
+}
+
+/// A degenerate box at one point.
+fn point_box(x: f64, y: f64, z: f64) -> AxisAlignedBox {
+    let p = Vec3::new(x, y, z);
+    AxisAlignedBox::from_min_max(p, p)
 }
 
 /// A bounding sphere (centre of the bounding box, farthest point) of some points.

@@ -196,17 +196,80 @@ fn centre_inside(c: &ObjectMeta, p: &ObjectMeta) -> bool {
         && cc.z < max.z - m
 }
 
-/// Render styles and receptacle surface heights of a scene's objects, from their types and
-/// from what their boxes hold in the initial state.
+/// The receptacle object `c` directly rests on or in, among its parents. AI2-THOR lists every
+/// receptacle whose trigger box holds an object (a pencil on a dining table also lists the
+/// chair tucked under the table): the parent whose top is within 3 cm of the object's bottom
+/// (the highest such), else the smallest parent whose box holds the object's centre, else the
+/// last parent.
+pub(crate) fn direct_parent(objects: &[ObjectMeta], c: usize) -> Option<usize> {
+    let o = &objects[c];
+    let parents: Vec<usize> = o
+        .parent_receptacles
+        .as_ref()?
+        .iter()
+        .filter_map(|pid| objects.iter().position(|p| p.object_id == *pid))
+        .collect();
+    let b = bottom(o);
+    let on_top = parents
+        .iter()
+        .copied()
+        .filter(|&p| (top(&objects[p]) - b).abs() <= 0.03)
+        .max_by(|&x, &y| top(&objects[x]).total_cmp(&top(&objects[y])));
+    if on_top.is_some() {
+        return on_top;
+    }
+    let holding = parents
+        .iter()
+        .copied()
+        .filter(|&p| centre_inside(o, &objects[p]))
+        .min_by(|&x, &y| {
+            objects[x]
+                .axis_aligned_bounding_box
+                .volume()
+                .total_cmp(&objects[y].axis_aligned_bounding_box.volume())
+        });
+    holding.or_else(|| parents.last().copied())
+}
+
+/// Seats whose yaw faces their front (a chair faces its table): the back rest is on the side
+/// opposite the yaw. Other seats (beds, stools) take the side with the least free floor.
+const YAW_FACING: &[&str] = &["Chair", "ArmChair", "Sofa", "Desk"];
+/// Seats drawn with a back rest even when nothing rests on them (seat at half their height).
+const BACKED: &[&str] = &["Chair", "ArmChair", "Sofa"];
+
+/// What is derived once per scene about how objects look and take things.
+pub(crate) struct Derived {
+    /// Render style per object.
+    pub styles: Vec<Style>,
+    /// Height of the surface things rest on, above the box bottom, per receptacle.
+    pub surfaces: Vec<Option<f64>>,
+    /// How far the drawn top of a box lies below its box top, per object: thin things resting
+    /// on a receptacle (cards, pens) lie a few millimetres into its box in AI2-THOR's data,
+    /// and would be hidden inside a box drawn to its full height.
+    pub top_cut: Vec<f64>,
+}
+
+/// Render styles, receptacle surface heights and top cuts of a scene's objects, from their
+/// types and from what their boxes hold in the initial state.
 pub(crate) fn derive_styles(
     objects: &[ObjectMeta],
     counter_body: &[Option<(Vec<Rect>, f64)>],
-) -> (Vec<Style>, Vec<Option<f64>>) {
-    let mut styles = Vec::with_capacity(objects.len());
-    let mut surfaces = Vec::with_capacity(objects.len());
+    back_sides: &[u8],
+) -> Derived {
+    let n = objects.len();
+    let mut styles = Vec::with_capacity(n);
+    let mut surfaces = Vec::with_capacity(n);
+    let mut top_cut = vec![0.0; n];
+    let direct: Vec<Option<usize>> = (0..n).map(|c| direct_parent(objects, c)).collect();
     for (i, p) in objects.iter().enumerate() {
         let t = p.object_type.as_str();
         let vol = p.axis_aligned_bounding_box.volume();
+        let resting: Vec<&ObjectMeta> = objects
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| direct[k] == Some(i))
+            .map(|(_, c)| c)
+            .collect();
         let contained: Vec<&ObjectMeta> = objects
             .iter()
             .enumerate()
@@ -215,16 +278,10 @@ pub(crate) fn derive_styles(
                     && c.axis_aligned_bounding_box.volume() < vol
                     && centre_inside(c, p)
                     && bottom(c) < top(p) - 0.03
+                    // what rests on another receptacle inside p's box is that one's
+                    && direct[k].is_none_or(|d| d == i || !centre_inside(&objects[d], p))
             })
             .map(|(_, c)| c)
-            .collect();
-        let resting: Vec<&ObjectMeta> = objects
-            .iter()
-            .filter(|c| {
-                c.parent_receptacles
-                    .as_ref()
-                    .is_some_and(|ps| ps.contains(&p.object_id))
-            })
             .collect();
         let resting_inside: Vec<&&ObjectMeta> = resting
             .iter()
@@ -247,7 +304,21 @@ pub(crate) fn derive_styles(
                 && cmin.z < pmax.z
                 && cmax.z > pmin.z
         });
+        // Thin things lying a little into the box top: draw the top at their bottom.
+        let cut = resting
+            .iter()
+            .map(|c| top(p) - bottom(c))
+            .filter(|d| *d > 0.0 && *d <= 0.03)
+            .fold(0.0, f64::max);
+        top_cut[i] = cut;
         let height = top(p) - bottom(p);
+        let back = if YAW_FACING.contains(&t) {
+            let yaw = p.rotation.y.to_radians();
+            (-yaw.sin(), -yaw.cos())
+        } else {
+            let v = side_vector(back_sides.get(i).copied().unwrap_or(3));
+            (v.x, v.z)
+        };
         let style = if t == "Floor" {
             Style::Skip
         } else if counter_body.get(i).is_some_and(|c| c.is_some()) {
@@ -281,11 +352,16 @@ pub(crate) fn derive_styles(
                 .fold(f64::INFINITY, f64::min);
             let dy = seat - bottom(p);
             if dy > 0.05 && dy < height - 0.05 {
-                Style::Seat { seat_dy: dy }
+                Style::Seat { seat_dy: dy, back }
             } else if contained.is_empty() {
                 Style::Solid
             } else {
                 Style::FrontOpen
+            }
+        } else if BACKED.contains(&t) && height > 0.3 {
+            Style::Seat {
+                seat_dy: 0.5 * height,
+                back,
             }
         } else if !contained.is_empty() || sunk {
             Style::FrontOpen
@@ -294,9 +370,8 @@ pub(crate) fn derive_styles(
         };
         styles.push(style);
         let surface = if p.receptacle {
-            if let Some((_, slab_bottom)) = counter_body.get(i).and_then(|c| c.as_ref()) {
-                let _ = slab_bottom;
-                Some(height)
+            if counter_body.get(i).is_some_and(|c| c.is_some()) {
+                Some(height - cut)
             } else if !resting.is_empty() {
                 let lowest = resting
                     .iter()
@@ -307,6 +382,8 @@ pub(crate) fn derive_styles(
                 Some((0.02 * height).min(0.02))
             } else if let Style::Plank { thickness } = style {
                 Some(thickness)
+            } else if let Style::Seat { seat_dy, .. } = style {
+                Some(seat_dy)
             } else {
                 Some(height)
             }
@@ -315,7 +392,11 @@ pub(crate) fn derive_styles(
         };
         surfaces.push(surface);
     }
-    (styles, surfaces)
+    Derived {
+        styles,
+        surfaces,
+        top_cut,
+    }
 }
 
 /// The six faces of a box as quads; `keep(face)` chooses which (face k: axis k/2, sign
@@ -380,16 +461,53 @@ pub(crate) struct Look<'a> {
     pub object: &'a ObjectMeta,
     pub style: Style,
     pub front: u8,
-    pub back: u8,
     pub id: u32,
     pub counter: Option<(&'a [Rect], &'a [Rect], f64)>,
+    /// How far the drawn top lies below the box top (see [`Derived::top_cut`]).
+    pub top_cut: f64,
+}
+
+/// A box with its top lowered by `cut` (along its most vertical axis).
+fn cut_top(b: &Obox, cut: f64) -> Obox {
+    if cut <= 0.0 {
+        return *b;
+    }
+    let k = (0..3)
+        .max_by(|&x, &y| b.axes[x].y.abs().total_cmp(&b.axes[y].y.abs()))
+        .unwrap_or(1);
+    let a = b.axes[k];
+    let h = a.norm();
+    if h < 1e-9 {
+        return *b;
+    }
+    let up = if a.y >= 0.0 {
+        a.scale(1.0 / h)
+    } else {
+        a.scale(-1.0 / h)
+    };
+    let cut = cut.min(2.0 * h - 1e-4);
+    let mut out = *b;
+    out.center = b.center.sub(up.scale(cut / 2.0));
+    out.axes[k] = a.scale((h - cut / 2.0) / h);
+    out
+}
+
+/// The part of a box between fractions of its axes: `lo[k]..hi[k]` in -1..1 along axis k.
+fn sub_box(b: &Obox, lo: [f64; 3], hi: [f64; 3]) -> Obox {
+    let mut c = b.center;
+    let mut axes = b.axes;
+    for k in 0..3 {
+        c = c.add(b.axes[k].scale((lo[k] + hi[k]) / 2.0));
+        axes[k] = b.axes[k].scale((hi[k] - lo[k]) / 2.0);
+    }
+    Obox { center: c, axes }
 }
 
 /// The polygons of one object in its current state.
 pub(crate) fn object_quads(l: &Look<'_>, out: &mut Vec<Quad>) {
     let o = l.object;
     let color = type_color(&o.object_type);
-    let b = Obox::of_object(o);
+    let b = cut_top(&Obox::of_object(o), l.top_cut);
     let up = V3::new(0.0, 1.0, 0.0);
     match l.style {
         Style::Skip => {}
@@ -419,30 +537,57 @@ pub(crate) fn object_quads(l: &Look<'_>, out: &mut Vec<Quad>) {
                 Obox::from_min_max(min, V3::new(max.x, (min.y + thickness).min(max.y), max.z));
             box_quads(&plank, color, l.id, false, |_| true, out);
         }
-        Style::Seat { seat_dy } => {
-            let (min, max) = b.min_max();
-            let seat_y = (min.y + seat_dy).min(max.y);
-            let lower = Obox::from_min_max(min, V3::new(max.x, seat_y, max.z));
-            box_quads(&lower, color, l.id, false, |_| true, out);
-            // the back rest along the back side
-            let (mut bmin, mut bmax) = (V3::new(min.x, seat_y, min.z), max);
-            let dx = (0.25 * (max.x - min.x)).max(0.12).min(max.x - min.x);
-            let dz = (0.25 * (max.z - min.z)).max(0.12).min(max.z - min.z);
-            match l.back {
-                0 => bmin.x = max.x - dx,
-                1 => bmax.x = min.x + dx,
-                2 => bmin.z = max.z - dz,
-                _ => bmax.z = min.z + dz,
+        Style::Seat { seat_dy, back } => {
+            // In the box's own frame (a chair's oriented box): the seat block, then the back
+            // rest along the side facing `back`.
+            let b = Obox::of_object(o);
+            let kv = (0..3)
+                .max_by(|&x, &y| b.axes[x].y.abs().total_cmp(&b.axes[y].y.abs()))
+                .unwrap_or(1);
+            let hv = b.axes[kv].norm().max(1e-9);
+            let sv = if b.axes[kv].y >= 0.0 { 1.0 } else { -1.0 };
+            let seat_f = (-1.0 + seat_dy / hv).clamp(-1.0, 1.0);
+            let back_v = V3::new(back.0, 0.0, back.1);
+            let kb = (0..3)
+                .filter(|&k| k != kv)
+                .max_by(|&x, &y| {
+                    let ax = b.axes[x].normalized().dot(back_v).abs();
+                    let ay = b.axes[y].normalized().dot(back_v).abs();
+                    ax.total_cmp(&ay).then(y.cmp(&x))
+                })
+                .unwrap_or(0);
+            let depth = 2.0 * b.axes[kb].norm();
+            let sb = if b.axes[kb].dot(back_v) >= 0.0 {
+                1.0
+            } else {
+                -1.0
+            };
+            let frac = 2.0 * (0.25 * depth).max(0.12).min(depth) / depth.max(1e-9);
+            let (mut lo, mut hi) = ([-1.0; 3], [1.0; 3]);
+            // vertical range in the axis' own sign
+            let (v0, v1) = if sv > 0.0 {
+                (-1.0, seat_f)
+            } else {
+                (-seat_f, 1.0)
+            };
+            lo[kv] = v0;
+            hi[kv] = v1;
+            box_quads(&sub_box(&b, lo, hi), color, l.id, false, |_| true, out);
+            let (mut lo, mut hi) = ([-1.0; 3], [1.0; 3]);
+            let (v0, v1) = if sv > 0.0 {
+                (seat_f, 1.0)
+            } else {
+                (-1.0, -seat_f)
+            };
+            lo[kv] = v0;
+            hi[kv] = v1;
+            if sb > 0.0 {
+                lo[kb] = 1.0 - frac;
+            } else {
+                hi[kb] = -1.0 + frac;
             }
             let dark = [color[0] * 0.85, color[1] * 0.85, color[2] * 0.85];
-            box_quads(
-                &Obox::from_min_max(bmin, bmax),
-                dark,
-                l.id,
-                false,
-                |_| true,
-                out,
-            );
+            box_quads(&sub_box(&b, lo, hi), dark, l.id, false, |_| true, out);
         }
         Style::Counter => {
             let (min, max) = b.min_max();

@@ -320,10 +320,23 @@ fn put_into_closed_fridge_fails_then_succeeds_after_opening() {
         e.metadata.error_message
     );
     assert!(obj(&e, &fridge).is_open && obj(&e, &fridge).openness == 1.0);
-    let e = step(
-        &mut t,
-        json!({"action": "PutObject", "objectId": fridge, "placeStationary": true}),
-    );
+    // The put uses only spots in view and reach: some poses that see the fridge do not see
+    // its shelves; the first that does places the tomato.
+    let mut e = e;
+    for p in &fps {
+        teleport_to(&mut t, p);
+        e = step(
+            &mut t,
+            json!({"action": "PutObject", "objectId": fridge, "placeStationary": true}),
+        );
+        if e.metadata.last_action_success {
+            break;
+        }
+        assert_eq!(
+            e.metadata.error_message,
+            "No valid positions to place object found"
+        );
+    }
     assert!(
         e.metadata.last_action_success,
         "{}",
@@ -810,27 +823,51 @@ fn reference_matches_floor(scene: &str) -> bool {
     on as f64 >= 0.9 * pts.len() as f64
 }
 
-/// Prints the agreement for all 120 scenes per room type (run with `--ignored --nocapture`).
+/// GetReachablePositions against ALFWorld's grids in all 120 scenes: every scene's recall
+/// and each room type's pooled recall stay above floors measured on 2026-11-21 (the minimum
+/// then, less 0.02), and only FloorPlan410 and 411 are skipped (their ALFWorld grids lie
+/// off today's floor: an older layout). `--nocapture` prints the per-scene figures that
+/// THOR_LITE.md's table summarises.
 #[test]
-#[ignore]
-fn reachable_agreement_report() {
+fn reachable_positions_agree_with_alfworld_in_all_scenes() {
+    // (room type, lowest recall of one scene, lowest pooled recall); measured: scenes at
+    // least 0.876 (FloorPlan21), 0.737 (208), 0.689 (302), 0.797 (413); pooled 0.955,
+    // 0.924, 0.928, 0.925.
+    const FLOORS: [(&str, f64, f64); 4] = [
+        ("kitchens", 0.856, 0.935),
+        ("living_rooms", 0.717, 0.904),
+        ("bedrooms", 0.669, 0.908),
+        ("bathrooms", 0.777, 0.905),
+    ];
+    // A known gap, held to its own floor: in FloorPlan316 our flood fill reaches 30 points
+    // of ALFWorld's 58 (recall 0.379).
+    const KNOWN_LOW: [(&str, f64); 1] = [("FloorPlan316", 0.359)];
     let mut per: std::collections::BTreeMap<String, (usize, usize, usize, f64, usize)> =
         Default::default();
+    let mut skipped = Vec::new();
+    let mut low = Vec::new();
     for n in ThorLite::scene_names() {
         let room = ThorLite::scene_summary(&n).unwrap().room_type;
         if !reference_matches_floor(&n) {
-            println!(
-                "{n:<14} {room:<13} skipped: ALFWorld's grid lies off today's floor (older layout)"
-            );
+            println!("{n:<14} {room:<13} skipped: ALFWorld's grid lies off today's floor");
+            skipped.push(n);
             continue;
         }
         let (o, r, b) = reachable_agreement(&n);
+        let recall = b as f64 / r as f64;
         let iou = b as f64 / (o + r - b) as f64;
         println!(
-            "{n:<14} {room:<13} ours {o:>4} alfworld {r:>4} both {b:>4} recall {:.3} precision {:.3} iou {iou:.3}",
-            b as f64 / r as f64,
+            "{n:<14} {room:<13} ours {o:>4} alfworld {r:>4} both {b:>4} recall {recall:.3} precision {:.3} iou {iou:.3}",
             b as f64 / o.max(1) as f64
         );
+        let floor = FLOORS
+            .iter()
+            .find(|f| f.0 == room)
+            .unwrap_or_else(|| panic!("{n}: unknown room type {room}"));
+        let floor = KNOWN_LOW.iter().find(|k| k.0 == n).map_or(floor.1, |k| k.1);
+        if recall < floor {
+            low.push(format!("{n}: recall {recall:.3} < {floor}"));
+        }
         let e = per.entry(room).or_default();
         e.0 += o;
         e.1 += r;
@@ -838,15 +875,21 @@ fn reachable_agreement_report() {
         e.3 += iou;
         e.4 += 1;
     }
-    for (room, (o, r, b, iou, n)) in per {
+    assert_eq!(skipped, ["FloorPlan410", "FloorPlan411"]);
+    for (room, (o, r, b, iou, n)) in &per {
+        let recall = *b as f64 / *r as f64;
         println!(
-            "{room:<13} recall {:.3} precision {:.3} mean IoU {:.3}",
-            b as f64 / r as f64,
-            b as f64 / o as f64,
-            iou / n as f64
+            "{room:<13} recall {recall:.3} precision {:.3} mean IoU {:.3}",
+            *b as f64 / *o as f64,
+            iou / *n as f64
         );
-        assert!(b as f64 / r as f64 > 0.85, "{room}: recall below 0.85");
+        let floor = FLOORS.iter().find(|f| f.0 == room).unwrap();
+        if recall < floor.2 {
+            low.push(format!("{room}: pooled recall {recall:.3} < {}", floor.2));
+        }
     }
+    assert_eq!(per.len(), 4, "{per:?}");
+    assert!(low.is_empty(), "{low:#?}");
 }
 
 /// Receptacles whose boxes contain their contents (a sink basin, a shelving unit's shelves)
@@ -1053,6 +1096,70 @@ fn put_on_the_floor_lands_on_free_floor_and_the_agent_can_still_move() {
     let e = step(
         &mut t,
         json!({"action": "Teleport", "position": e.metadata.agent.position}),
+    );
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+}
+
+/// An unforced PutObject uses only spots in the agent's view and reach, as AI2-THOR's spawn
+/// points: looking up over a counter the agent stands at, it finds none (a forced put still
+/// places); looking down at it, the object lands where the agent sees it.
+#[test]
+fn put_places_only_where_the_agent_looks() {
+    let (mut t, _) = sim("FloorPlan1", &bench_settings());
+    let bowl = "Bowl|+00.27|+01.10|-00.75";
+    let counter = "CounterTop|-00.08|+01.15|00.00";
+    let e = step(
+        &mut t,
+        json!({"action": "TeleportFull", "position": {"x": 0.6, "y": 0.901, "z": -1.1},
+               "rotation": {"x": 0, "y": 315, "z": 0}, "horizon": 42, "standing": true}),
+    );
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+    let e = step(&mut t, json!({"action": "PickupObject", "objectId": bowl}));
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+    // Horizon -30: the view ends 15 degrees below the horizon, so the counter shows only
+    // beyond 2.5 m, out of reach; the counter itself is still interactable.
+    let e = step(&mut t, json!({"action": "LookUp", "degrees": 72}));
+    assert_eq!(e.metadata.agent.camera_horizon, -30.0);
+    assert!(obj(&e, counter).is_interactable);
+    let e = step(&mut t, json!({"action": "PutObject", "objectId": counter}));
+    assert!(!e.metadata.last_action_success);
+    assert_eq!(
+        e.metadata.error_message,
+        "No valid positions to place object found"
+    );
+    // Looking down again, the bowl goes where the agent sees it.
+    let e = step(&mut t, json!({"action": "LookDown", "degrees": 72}));
+    assert_eq!(e.metadata.agent.camera_horizon, 42.0);
+    let e = step(&mut t, json!({"action": "PutObject", "objectId": counter}));
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+    assert!(obj(&e, bowl).visible);
+    // Forced, the same put from the upward view succeeds.
+    let e = step(&mut t, json!({"action": "PickupObject", "objectId": bowl}));
+    assert!(
+        e.metadata.last_action_success,
+        "{}",
+        e.metadata.error_message
+    );
+    step(&mut t, json!({"action": "LookUp", "degrees": 72}));
+    let e = step(
+        &mut t,
+        json!({"action": "PutObject", "objectId": counter, "forceAction": true}),
     );
     assert!(
         e.metadata.last_action_success,

@@ -25,8 +25,8 @@ use ember_agent::event_loop::StopSignal;
 
 mod bench_cmd;
 mod bench_loop;
-mod bench_recorder;
 mod bench_model;
+mod bench_recorder;
 mod check_cmd;
 mod config;
 mod er_cmd;

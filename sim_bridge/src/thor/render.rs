@@ -98,6 +98,12 @@ pub struct Raster {
     tags: Vec<u32>,
     /// Per drawn polygon: its shaded colour and instance index; entry 0 is the background.
     palette: Vec<([u8; 3], u32)>,
+    /// Per drawn polygon: its pixel count in the last `resolve`.
+    tag_counts: Vec<u32>,
+    /// Per drawn polygon: its colour and its outline colour (scratch of `resolve`).
+    shades: Vec<[[u8; 3]; 2]>,
+    /// One row of colour (scratch of `resolve`).
+    row: Vec<u8>,
 }
 
 /// The direction light comes from (normalised in `shade`).
@@ -120,9 +126,27 @@ fn shade(color: [f32; 3], n: V3, inside: bool) -> [u8; 3] {
     [f(color[0]), f(color[1]), f(color[2])]
 }
 
+/// The end (exclusive) of the run of equal values in `tags` that starts at `x`.
+fn run_end(tags: &[u32], x: usize) -> usize {
+    let t = tags[x];
+    let mut e = x + 1;
+    // Eight at a time (a vector compare), then one by one.
+    while let Some(block) = tags.get(e..e + 8)
+        && let Ok(block) = <&[u32; 8]>::try_from(block)
+        && block.iter().all(|&v| v == t)
+    {
+        e += 8;
+    }
+    while e < tags.len() && tags[e] == t {
+        e += 1;
+    }
+    e
+}
+
 impl Raster {
-    /// Sizes the buffers and clears them for a new frame.
-    pub fn clear(&mut self, width: u32, height: u32, color: bool) {
+    /// Sizes the buffers and clears them for a new frame. The colour buffer needs no
+    /// clearing (`resolve` writes all of it), so `_color` changes nothing.
+    pub fn clear(&mut self, width: u32, height: u32, _color: bool) {
         let n = width as usize * height as usize;
         self.width = width;
         self.height = height;
@@ -131,9 +155,6 @@ impl Raster {
         self.tags.clear();
         self.tags.resize(n, 0);
         self.ids.resize(n, 0);
-        if color {
-            self.rgb.resize(n * 3, 0);
-        }
         self.palette.clear();
         self.palette.push((BACKGROUND, 0));
     }
@@ -155,54 +176,120 @@ impl Raster {
     }
 
     /// Turns the drawn polygons into instance ids (and colours, with instance outlines,
-    /// when `color`). Returns nothing; read `ids` and `rgb`.
+    /// when `color`), and counts the pixels of each polygon for [`Raster::count_ids`].
+    /// Returns nothing; read `ids` and `rgb`.
     pub fn resolve(&mut self, color: bool) {
-        let n = self.width as usize * self.height as usize;
+        let w = self.width as usize;
+        let h = self.height as usize;
+        let n = w * h;
+        self.tag_counts.clear();
+        self.tag_counts.resize(self.palette.len(), 0);
+        if n == 0 {
+            self.rgb.clear();
+            return;
+        }
+        // Ids run by run: a polygon covers long runs of a row, so each run is one scan, one
+        // fill and one count.
         let pal = &self.palette;
-        for (id, &t) in self.ids[..n].iter_mut().zip(&self.tags[..n]) {
-            *id = pal[t as usize].1;
+        let counts = &mut self.tag_counts;
+        for (ids, tags) in self.ids[..n]
+            .chunks_exact_mut(w)
+            .zip(self.tags[..n].chunks_exact(w))
+        {
+            let mut x = 0;
+            while x < w {
+                let t = tags[x];
+                let e = run_end(tags, x);
+                ids[x..e].fill(pal[t as usize].1);
+                counts[t as usize] += (e - x) as u32;
+                x = e;
+            }
         }
         if !color {
             return;
         }
-        let w = self.width as usize;
-        let h = self.height as usize;
+        // Per polygon its colour and its darkened outline colour: instance boundaries (a
+        // pixel whose right or lower neighbour has another id) are darkened so neighbouring
+        // objects of one colour read as separate things.
+        self.shades.clear();
+        self.shades.extend(self.palette.iter().map(|&(c, _)| {
+            let dark = c.map(|v| (v as u16 * 3 / 5) as u8);
+            [c, dark]
+        }));
+        let shades = &self.shades;
+        // The colour buffer is rebuilt row by row (it may have been handed out with
+        // `take_rgb`): every byte is written once, with no clearing pass.
+        self.rgb.clear();
+        self.rgb.reserve_exact(n * 3);
+        self.row.resize(w * 3, 0);
+        let out = &mut self.row;
         for y in 0..h {
             let ids = &self.ids[y * w..(y + 1) * w];
+            // The last row has no lower neighbour: compare it with itself.
             let below = if y + 1 < h {
                 &self.ids[(y + 1) * w..(y + 2) * w]
             } else {
                 ids
             };
             let tags = &self.tags[y * w..(y + 1) * w];
-            let out = &mut self.rgb[y * w * 3..(y + 1) * w * 3];
-            for x in 0..w {
-                let mut c = pal[tags[x] as usize].0;
-                // Darken instance boundaries so neighbouring objects of one colour read as
-                // separate things.
+            let mut x = 0;
+            while x < w {
+                // A run of one polygon: one id, one colour; only pixels above another id,
+                // and the run's last pixel when the next run has another id, are outlines.
+                let t = tags[x];
+                let e = run_end(tags, x);
+                let [c, dark] = shades[t as usize];
                 let id = ids[x];
-                let right = if x + 1 < w { ids[x + 1] } else { id };
-                if right != id || below[x] != id {
-                    c = [
-                        (c[0] as u16 * 3 / 5) as u8,
-                        (c[1] as u16 * 3 / 5) as u8,
-                        (c[2] as u16 * 3 / 5) as u8,
-                    ];
+                let mut pattern = [0u8; 48];
+                for p in pattern.chunks_exact_mut(3) {
+                    p.copy_from_slice(&c);
                 }
-                out[x * 3..x * 3 + 3].copy_from_slice(&c);
+                for chunk in out[x * 3..e * 3].chunks_mut(48) {
+                    chunk.copy_from_slice(&pattern[..chunk.len()]);
+                }
+                // Eight at a time: a block that all lies above the same id needs nothing.
+                let mut k = x;
+                while k < e {
+                    let end = (k + 8).min(e);
+                    let uniform = <&[u32; 8]>::try_from(&below[k..end])
+                        .is_ok_and(|b| b.iter().all(|&v| v == id));
+                    if !uniform {
+                        for j in k..end {
+                            if below[j] != id {
+                                out[j * 3..j * 3 + 3].copy_from_slice(&dark);
+                            }
+                        }
+                    }
+                    k = end;
+                }
+                if e < w && ids[e] != id {
+                    out[(e - 1) * 3..e * 3].copy_from_slice(&dark);
+                }
+                x = e;
             }
+            self.rgb.extend_from_slice(out);
         }
     }
 
-    /// Pixel counts per instance index (`counts[id]`, grown as needed) after `resolve`.
+    /// Hands out the RGB buffer of the last `resolve` (the next `resolve` builds a new one),
+    /// so a frame can leave the raster without a copy.
+    pub fn take_rgb(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.rgb)
+    }
+
+    /// Pixel counts per instance index (`counts[id]`, grown as needed) in the frame of the
+    /// last `resolve`.
     pub fn count_ids(&self, counts: &mut Vec<u32>) {
         counts.iter_mut().for_each(|c| *c = 0);
-        for &id in &self.ids {
+        for (&(_, id), &k) in self.palette.iter().zip(&self.tag_counts) {
+            if k == 0 {
+                continue;
+            }
             let id = id as usize;
             if id >= counts.len() {
                 counts.resize(id + 1, 0);
             }
-            counts[id] += 1;
+            counts[id] += k;
         }
     }
 
@@ -484,12 +571,42 @@ impl Raster {
                 let x0 = c0 as f32 + 0.5;
                 let len = zrow.len().min(trow.len());
                 let (zrow, trow) = (&mut zrow[..len], &mut trow[..len]);
-                for k in 0..len {
-                    let zf = iaf * (x0 + k as f32) + z0;
-                    let old = zrow[k];
-                    let nearer = zf > old;
-                    zrow[k] = if nearer { zf } else { old };
-                    trow[k] = if nearer { tag } else { trow[k] };
+                // Blocks of LANES pixels: loaded, selected lane-wise with bit masks and
+                // stored whole, which compiles to vector compares and masks (a plain loop
+                // compiles to a branch and a conditional store per pixel). Pixel centres
+                // stay exact in f32 (small integers + 0.5), as above.
+                const LANES: usize = 8;
+                let mut xb = x0;
+                let mut zc = zrow.chunks_exact_mut(LANES);
+                let mut tc = trow.chunks_exact_mut(LANES);
+                for (zb, tb) in (&mut zc).zip(&mut tc) {
+                    let (Ok(zb), Ok(tb)) = (
+                        <&mut [f32; LANES]>::try_from(zb),
+                        <&mut [u32; LANES]>::try_from(tb),
+                    ) else {
+                        continue;
+                    };
+                    let (zo, to) = (*zb, *tb);
+                    let mut zn = [0f32; LANES];
+                    let mut tn = [0u32; LANES];
+                    for j in 0..LANES {
+                        let zf = iaf * (xb + j as f32) + z0;
+                        // All ones where the polygon is nearer.
+                        let m = 0u32.wrapping_sub((zf > zo[j]) as u32);
+                        zn[j] = f32::from_bits((zf.to_bits() & m) | (zo[j].to_bits() & !m));
+                        tn[j] = (tag & m) | (to[j] & !m);
+                    }
+                    *zb = zn;
+                    *tb = tn;
+                    xb += LANES as f32;
+                }
+                let (zr, tr) = (zc.into_remainder(), tc.into_remainder());
+                for (j, (z, t)) in zr.iter_mut().zip(tr.iter_mut()).enumerate() {
+                    let zf = iaf * (xb + j as f32) + z0;
+                    if zf > *z {
+                        *z = zf;
+                        *t = tag;
+                    }
                 }
             } else {
                 let mut k = 0;

@@ -126,14 +126,19 @@ fn shade(color: [f32; 3], n: V3, inside: bool) -> [u8; 3] {
     [f(color[0]), f(color[1]), f(color[2])]
 }
 
+/// Whether all of `block` equals `v`, without early exits (so it compiles to vector ops).
+fn all_equal(block: &[u32; 8], v: u32) -> bool {
+    block.iter().fold(0, |acc, &x| acc | (x ^ v)) == 0
+}
+
 /// The end (exclusive) of the run of equal values in `tags` that starts at `x`.
 fn run_end(tags: &[u32], x: usize) -> usize {
     let t = tags[x];
     let mut e = x + 1;
-    // Eight at a time (a vector compare), then one by one.
+    // Eight at a time (a vector compare: no early exit inside a block), then one by one.
     while let Some(block) = tags.get(e..e + 8)
         && let Ok(block) = <&[u32; 8]>::try_from(block)
-        && block.iter().all(|&v| v == t)
+        && all_equal(block, t)
     {
         e += 8;
     }
@@ -251,8 +256,8 @@ impl Raster {
                 let mut k = x;
                 while k < e {
                     let end = (k + 8).min(e);
-                    let uniform = <&[u32; 8]>::try_from(&below[k..end])
-                        .is_ok_and(|b| b.iter().all(|&v| v == id));
+                    let uniform =
+                        <&[u32; 8]>::try_from(&below[k..end]).is_ok_and(|b| all_equal(b, id));
                     if !uniform {
                         for j in k..end {
                             if below[j] != id {

@@ -104,6 +104,8 @@ pub struct Raster {
     shades: Vec<[[u8; 3]; 2]>,
     /// One row of colour (scratch of `resolve`).
     row: Vec<u8>,
+    /// The ends of the runs of one polygon, row after row (scratch of `resolve`).
+    runs: Vec<u32>,
 }
 
 /// The direction light comes from (normalised in `shade`).
@@ -195,8 +197,11 @@ impl Raster {
         }
         // Ids run by run: a polygon covers long runs of a row, so each run is one scan, one
         // fill and one count.
+        // The runs' ends are kept for the colour pass (each row's last run ends at `w`).
         let pal = &self.palette;
         let counts = &mut self.tag_counts;
+        let runs = &mut self.runs;
+        runs.clear();
         for (ids, tags) in self.ids[..n]
             .chunks_exact_mut(w)
             .zip(self.tags[..n].chunks_exact(w))
@@ -207,6 +212,7 @@ impl Raster {
                 let e = run_end(tags, x);
                 ids[x..e].fill(pal[t as usize].1);
                 counts[t as usize] += (e - x) as u32;
+                runs.push(e as u32);
                 x = e;
             }
         }
@@ -228,6 +234,7 @@ impl Raster {
         self.rgb.reserve_exact(n * 3);
         self.row.resize(w * 3, 0);
         let out = &mut self.row;
+        let mut runs = self.runs.iter().copied();
         for y in 0..h {
             let ids = &self.ids[y * w..(y + 1) * w];
             // The last row has no lower neighbour: compare it with itself.
@@ -242,7 +249,7 @@ impl Raster {
                 // A run of one polygon: one id, one colour; only pixels above another id,
                 // and the run's last pixel when the next run has another id, are outlines.
                 let t = tags[x];
-                let e = run_end(tags, x);
+                let e = (runs.next().unwrap_or(w as u32) as usize).clamp(x + 1, w);
                 let [c, dark] = shades[t as usize];
                 let id = ids[x];
                 let mut pattern = [0u8; 48];

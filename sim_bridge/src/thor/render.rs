@@ -102,8 +102,6 @@ pub struct Raster {
     tag_counts: Vec<u32>,
     /// Per drawn polygon: its colour and its outline colour (scratch of `resolve`).
     shades: Vec<[[u8; 3]; 2]>,
-    /// One row of colour (scratch of `resolve`).
-    row: Vec<u8>,
     /// The ends of the runs of one polygon, row after row (scratch of `resolve`).
     runs: Vec<u32>,
 }
@@ -228,12 +226,12 @@ impl Raster {
             [c, dark]
         }));
         let shades = &self.shades;
-        // The colour buffer is rebuilt row by row (it may have been handed out with
-        // `take_rgb`): every byte is written once, with no clearing pass.
-        self.rgb.clear();
-        self.rgb.reserve_exact(n * 3);
-        self.row.resize(w * 3, 0);
-        let out = &mut self.row;
+        // The colour buffer is rebuilt run by run (it may have been handed out with
+        // `take_rgb`): every byte is appended once, from a pattern of the run's colour, with
+        // no clearing pass and no row copy; outline pixels are then patched in place.
+        let rgb = &mut self.rgb;
+        rgb.clear();
+        rgb.reserve_exact(n * 3);
         let mut runs = self.runs.iter().copied();
         for y in 0..h {
             let ids = &self.ids[y * w..(y + 1) * w];
@@ -244,6 +242,7 @@ impl Raster {
                 ids
             };
             let tags = &self.tags[y * w..(y + 1) * w];
+            let row = rgb.len();
             let mut x = 0;
             while x < w {
                 // A run of one polygon: one id, one colour; only pixels above another id,
@@ -256,9 +255,12 @@ impl Raster {
                 for p in pattern.chunks_exact_mut(3) {
                     p.copy_from_slice(&c);
                 }
-                for chunk in out[x * 3..e * 3].chunks_mut(48) {
-                    chunk.copy_from_slice(&pattern[..chunk.len()]);
+                let bytes = (e - x) * 3;
+                for _ in 0..bytes / 48 {
+                    rgb.extend_from_slice(&pattern);
                 }
+                rgb.extend_from_slice(&pattern[..bytes % 48]);
+                let out = &mut rgb[row..];
                 // Eight at a time: a block that all lies above the same id needs nothing.
                 let mut k = x;
                 while k < e {
@@ -279,7 +281,6 @@ impl Raster {
                 }
                 x = e;
             }
-            self.rgb.extend_from_slice(out);
         }
     }
 

@@ -5,7 +5,9 @@
 //! clipped against the near plane and a guard-banded frustum (Sutherland-Hodgman), projected,
 //! and filled span by span: every row's span comes straight from the polygon's edges, and
 //! `1/z` is an affine function of the pixel coordinates for a planar polygon, so the inner loop
-//! is one add, one compare and three stores per pixel. The depth test keeps the largest `1/z`
+//! is a multiply-add, a compare and two stores per pixel (1/z and a polygon tag), eight pixels
+//! at a time with vector compares and masks. `resolve` then walks each row's runs of one
+//! polygon into instance ids, pixel counts and colours. The depth test keeps the largest `1/z`
 //! (nearest); ties keep the first-drawn polygon, so output depends only on the quad order, which
 //! the caller keeps deterministic. Depth is metres along the optical axis (AI2-THOR's depth).
 

@@ -16,6 +16,7 @@
 //! - `eval_cmd`: `ember eval`, the Embodied-Reasoner evaluation (shards, resume, merge).
 //! - `runner`: runs cases over parallel jobs for `run` and `eval`.
 //! - `wiring`: the one place that picks implementations (world, policy, harness).
+//! - `malloc_tuning`: keeps freed multi-megabyte frame buffers in the heap (glibc).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +33,7 @@ mod config;
 mod er_cmd;
 mod eval_cmd;
 mod launch_file;
+mod malloc_tuning;
 mod model_cmd;
 mod run_cmd;
 mod runner;
@@ -125,6 +127,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
 }
 
 fn main() {
+    malloc_tuning::keep_frame_buffers();
     let cli = Cli::parse();
     init_logging(&cli.log);
     let code = match dispatch(cli.command) {

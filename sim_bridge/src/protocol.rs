@@ -1003,20 +1003,28 @@ fn check_frame_count(declared: usize, present: usize, limits: &Limits) -> Result
     Ok(())
 }
 
-fn f32_to_le_bytes(data: &[f32]) -> Vec<u8> {
+/// 32-bit words as little-endian bytes. Converted a block at a time on the stack and appended
+/// to an uninitialised buffer, so every output byte is written once (no zeroing pass) and
+/// the inner loop is a straight vector copy on little-endian targets.
+fn words_to_le_bytes<T: Copy>(data: &[T], le: impl Fn(T) -> [u8; 4]) -> Vec<u8> {
+    const BLOCK: usize = 1024;
     let mut out = Vec::with_capacity(data.len() * 4);
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
+    let mut buf = [0u8; BLOCK * 4];
+    for chunk in data.chunks(BLOCK) {
+        for (o, &v) in buf.chunks_exact_mut(4).zip(chunk) {
+            o.copy_from_slice(&le(v));
+        }
+        out.extend_from_slice(&buf[..chunk.len() * 4]);
     }
     out
 }
 
+fn f32_to_le_bytes(data: &[f32]) -> Vec<u8> {
+    words_to_le_bytes(data, f32::to_le_bytes)
+}
+
 fn u32_to_le_bytes(data: &[u32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() * 4);
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    words_to_le_bytes(data, u32::to_le_bytes)
 }
 
 fn le_bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
@@ -1209,6 +1217,12 @@ struct ReplyHeaderIn {
 /// reply rather than a malformed message.
 pub fn encode_reply(seq: Option<u64>, kind: Option<Kind>, reply: Reply) -> Vec<Vec<u8>> {
     let kind_str = kind.map(|k| k.as_str());
+    // Room for the header up front: an event's metadata is about 1.5 kB per object, and
+    // growing a 100 kB buffer by doubling copies it several times.
+    let capacity = match &reply {
+        Reply::Event(e) => 4096 + 2048 * e.metadata.objects.len(),
+        _ => 4096,
+    };
     let header = |error: Option<&WireError>,
                   info: Option<&ServerInfo>,
                   metadata: Option<&Metadata>,
@@ -1223,7 +1237,8 @@ pub fn encode_reply(seq: Option<u64>, kind: Option<Kind>, reply: Reply) -> Vec<V
             metadata,
             frames,
         };
-        serde_json::to_vec(&h)
+        let mut out = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut out, &h).map(|()| out)
     };
     let result = match reply {
         Reply::Error(e) => header(Some(&e), None, None, Vec::new()).map(|h| vec![h]),

@@ -228,7 +228,7 @@ impl ThorLite {
         self.raster.clear(settings.width, settings.height, true);
         self.raster.draw(&cam, &quads, true, None);
         self.raster.resolve(true);
-        RgbImage::new(settings.width, settings.height, self.raster.rgb.clone())
+        RgbImage::new(settings.width, settings.height, self.raster.take_rgb())
             .ok_or_else(|| SimError::Failure("frame size mismatch".into()))
     }
 
@@ -1435,7 +1435,7 @@ impl ThorLite {
         self.raster.count_ids(&mut world.counts);
         let metadata = build_metadata(world, &settings, &cam, action, &out);
         let frames = Frames {
-            rgb: RgbImage::new(settings.width, settings.height, self.raster.rgb.clone()),
+            rgb: RgbImage::new(settings.width, settings.height, self.raster.take_rgb()),
             depth: settings.render_depth_image.then(|| DepthImage {
                 width: settings.width,
                 height: settings.height,

@@ -4,6 +4,7 @@
 //! Module map:
 //! - [`tools`]: finding the external tools some tests use (Python with `rerun-sdk`, the Rerun
 //!   viewer, Xvfb), failing under CI when one is missing and skipping otherwise.
+//! - [`er_world`]: in-process thor-lite with the Embodied-Reasoner benchmark's camera settings.
 
 pub mod tools {
     //! External tools for the recording tests.
@@ -94,5 +95,35 @@ pub mod tools {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+pub mod er_world {
+    //! In-process thor-lite set up as the Embodied-Reasoner benchmark sets up AI2-THOR.
+
+    use ember_agent::er::sim_settings;
+    use ember_sim_bridge::InitSettings;
+    use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
+
+    /// The benchmark's simulator settings (frame size, field of view, grid, visibility).
+    pub fn settings() -> InitSettings {
+        InitSettings {
+            width: sim_settings::WIDTH,
+            height: sim_settings::HEIGHT,
+            field_of_view: sim_settings::FIELD_OF_VIEW,
+            grid_size: sim_settings::GRID_SIZE,
+            visibility_distance: sim_settings::VISIBILITY_DISTANCE,
+            snap_to_grid: false,
+            ..InitSettings::default()
+        }
+    }
+
+    /// thor-lite in this process with [`settings`].
+    pub fn world() -> SimWorld {
+        SimWorld::connect(SimWorldConfig {
+            settings: settings(),
+            ..SimWorldConfig::default()
+        })
+        .expect("thor-lite in process")
     }
 }

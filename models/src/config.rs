@@ -190,104 +190,74 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn usize_opt(&self, k: &str) -> Result<Option<usize>> {
+    /// `k` converted by `conv` when present; `expected` names the wanted type in the error.
+    fn typed_opt<T>(
+        &self,
+        k: &str,
+        expected: &str,
+        conv: impl Fn(&'a Value) -> Option<T>,
+    ) -> Result<Option<T>> {
         match self.get(k) {
             None => Ok(None),
-            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+            Some(v) => conv(v).map(Some).ok_or_else(|| {
                 ModelError::config(
                     self.path,
                     self.key(k),
-                    format!("expected a non-negative integer, found {v}"),
+                    format!("expected {expected}, found {v}"),
                 )
             }),
         }
+    }
+
+    /// A list at `k` whose items `conv` converts; `expected` names the item type.
+    fn list_opt<T>(
+        &self,
+        k: &str,
+        expected: &str,
+        conv: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Option<Vec<T>>> {
+        self.typed_opt(k, "a list", Value::as_array)?
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|v| {
+                        conv(v).ok_or_else(|| {
+                            ModelError::config(
+                                self.path,
+                                self.key(k),
+                                format!("expected a list of {expected}, found {v}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()
+    }
+
+    fn usize_opt(&self, k: &str) -> Result<Option<usize>> {
+        self.typed_opt(k, "a non-negative integer", |v| {
+            v.as_u64().map(|x| x as usize)
+        })
     }
 
     fn f64_opt(&self, k: &str) -> Result<Option<f64>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| {
-                ModelError::config(
-                    self.path,
-                    self.key(k),
-                    format!("expected a number, found {v}"),
-                )
-            }),
-        }
+        self.typed_opt(k, "a number", Value::as_f64)
     }
 
     fn bool_opt(&self, k: &str) -> Result<Option<bool>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => v.as_bool().map(Some).ok_or_else(|| {
-                ModelError::config(
-                    self.path,
-                    self.key(k),
-                    format!("expected true or false, found {v}"),
-                )
-            }),
-        }
+        self.typed_opt(k, "true or false", Value::as_bool)
     }
 
     fn str_opt(&self, k: &str) -> Result<Option<&'a str>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => v.as_str().map(Some).ok_or_else(|| {
-                ModelError::config(
-                    self.path,
-                    self.key(k),
-                    format!("expected a string, found {v}"),
-                )
-            }),
-        }
+        self.typed_opt(k, "a string", Value::as_str)
     }
 
     fn usize_list_opt(&self, k: &str) -> Result<Option<Vec<usize>>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_u64().map(|x| x as usize).ok_or_else(|| {
-                        ModelError::config(
-                            self.path,
-                            self.key(k),
-                            format!("expected a list of integers, found {v}"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            Some(v) => Err(ModelError::config(
-                self.path,
-                self.key(k),
-                format!("expected a list, found {v}"),
-            )),
-        }
+        self.list_opt(k, "integers", |v| v.as_u64().map(|x| x as usize))
     }
 
     fn f64_list_opt(&self, k: &str) -> Result<Option<Vec<f64>>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_f64().ok_or_else(|| {
-                        ModelError::config(
-                            self.path,
-                            self.key(k),
-                            format!("expected a list of numbers, found {v}"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            Some(v) => Err(ModelError::config(
-                self.path,
-                self.key(k),
-                format!("expected a list, found {v}"),
-            )),
-        }
+        self.list_opt(k, "numbers", Value::as_f64)
     }
 
     /// An id or a list of ids (`eos_token_id` may be either).

@@ -5,32 +5,16 @@
 use std::sync::Arc;
 
 use ember_agent::er::cases::load_cases;
-use ember_agent::er::{CaseResult, ErHarness, Mode, PromptVariant, sim_settings};
+use ember_agent::er::{CaseResult, ErHarness, Mode, PromptVariant};
 use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
 use ember_agent::memory::{Budget, EstimatedTokens, Memory};
 use ember_agent::policies::{OraclePolicy, RandomPolicy};
 use ember_agent::policy::Policy;
 use ember_agent::recorder::{NullRecorder, Recorder};
-use ember_sim_bridge::InitSettings;
-use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
+use ember_sim_bridge::world::SimWorld;
 
 fn world() -> Box<SimWorld> {
-    let settings = InitSettings {
-        width: sim_settings::WIDTH,
-        height: sim_settings::HEIGHT,
-        field_of_view: sim_settings::FIELD_OF_VIEW,
-        grid_size: sim_settings::GRID_SIZE,
-        visibility_distance: sim_settings::VISIBILITY_DISTANCE,
-        snap_to_grid: false,
-        ..InitSettings::default()
-    };
-    Box::new(
-        SimWorld::connect(SimWorldConfig {
-            settings,
-            ..SimWorldConfig::default()
-        })
-        .expect("thor-lite in process"),
-    )
+    Box::new(ember_tests::er_world::world())
 }
 
 async fn play(policy: Box<dyn Policy>, name: &str) -> (EpisodeEnd, CaseResult) {

@@ -9,33 +9,15 @@ use ember_agent::er::executor::ReachableCache;
 use ember_agent::er::generate::{
     self, Compatibility, GenerateOptions, TaskType, check_case_resolves,
 };
-use ember_agent::er::{ErHarness, Mode, PromptVariant, sim_settings};
+use ember_agent::er::{ErHarness, Mode, PromptVariant};
 use ember_agent::harness::Harness;
 use ember_agent::policy::Decision;
 use ember_agent::thor::Metadata;
 use ember_sim_bridge::thor::ThorLite;
-use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
+use ember_sim_bridge::world::SimWorld;
 use ember_sim_bridge::{InitSettings, Simulator};
 
-fn settings() -> InitSettings {
-    InitSettings {
-        width: sim_settings::WIDTH,
-        height: sim_settings::HEIGHT,
-        field_of_view: sim_settings::FIELD_OF_VIEW,
-        grid_size: sim_settings::GRID_SIZE,
-        visibility_distance: sim_settings::VISIBILITY_DISTANCE,
-        snap_to_grid: false,
-        ..InitSettings::default()
-    }
-}
-
-fn world() -> SimWorld {
-    SimWorld::connect(SimWorldConfig {
-        settings: settings(),
-        ..SimWorldConfig::default()
-    })
-    .expect("thor-lite in process")
-}
+use ember_tests::er_world::world;
 
 /// A scene's start metadata, as `ember er generate` reads it.
 fn start_metadata(sim: &mut ThorLite, scene: &str) -> Metadata {

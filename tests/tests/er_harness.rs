@@ -11,27 +11,11 @@ use ember_agent::er::rules::EndReason;
 use ember_agent::er::{ErHarness, Mode, PromptVariant, Summary, sim_settings};
 use ember_agent::harness::Harness;
 use ember_agent::policy::{ContentPart, Decision, FeedbackKind, Role};
-use ember_sim_bridge::InitSettings;
-use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
+use ember_sim_bridge::world::SimWorld;
 use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 
-fn world() -> SimWorld {
-    let settings = InitSettings {
-        width: sim_settings::WIDTH,
-        height: sim_settings::HEIGHT,
-        field_of_view: sim_settings::FIELD_OF_VIEW,
-        grid_size: sim_settings::GRID_SIZE,
-        visibility_distance: sim_settings::VISIBILITY_DISTANCE,
-        snap_to_grid: false,
-        ..InitSettings::default()
-    };
-    SimWorld::connect(SimWorldConfig {
-        settings,
-        ..SimWorldConfig::default()
-    })
-    .expect("thor-lite in process")
-}
+use ember_tests::er_world::world;
 
 fn cases() -> Vec<Case> {
     load_cases(concat!(

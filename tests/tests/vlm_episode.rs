@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use ember_agent::er::cases::load_cases;
 use ember_agent::er::prompts::Prompts;
-use ember_agent::er::{CaseResult, ErHarness, Mode, PromptVariant, sim_settings};
+use ember_agent::er::{CaseResult, ErHarness, Mode, PromptVariant};
 use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
 use ember_agent::memory::{Budget, EpisodeLog, Memory, TokenCounter};
 use ember_agent::policies::OraclePolicy;
@@ -26,8 +26,7 @@ use ember_models::generate::SamplingConfig;
 use ember_models::policy::{ReplyFormat, VlmPolicy, er_thought};
 use ember_models::tokenizer::{byte_level, qwen_specials};
 use ember_models::{BackendKind, Precision, QwenVl, Vlm, runtime};
-use ember_sim_bridge::InitSettings;
-use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
+use ember_sim_bridge::world::SimWorld;
 
 fn checkpoint() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/fixtures/qwen2-vl-tiny")
@@ -108,22 +107,7 @@ fn text_of(m: &Message) -> String {
 }
 
 fn world() -> Box<SimWorld> {
-    let settings = InitSettings {
-        width: sim_settings::WIDTH,
-        height: sim_settings::HEIGHT,
-        field_of_view: sim_settings::FIELD_OF_VIEW,
-        grid_size: sim_settings::GRID_SIZE,
-        visibility_distance: sim_settings::VISIBILITY_DISTANCE,
-        snap_to_grid: false,
-        ..InitSettings::default()
-    };
-    Box::new(
-        SimWorld::connect(SimWorldConfig {
-            settings,
-            ..SimWorldConfig::default()
-        })
-        .expect("thor-lite in process"),
-    )
+    Box::new(ember_tests::er_world::world())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -207,15 +207,20 @@ impl Case {
     }
 }
 
-/// Parses a benchmark file's text (a JSON list of cases); `source` names it in errors.
-pub fn parse_cases(text: &str, source: &str) -> Result<Vec<Case>> {
-    let v: Value = serde_json::from_str(text).map_err(|e| {
+/// Parses JSON text; a syntax error names `source`, line and column.
+pub(crate) fn parse_json(text: &str, source: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
         Error::Invalid(format!(
             "{source}:{}:{}: not valid JSON: {e}",
             e.line(),
             e.column()
         ))
-    })?;
+    })
+}
+
+/// Parses a benchmark file's text (a JSON list of cases); `source` names it in errors.
+pub fn parse_cases(text: &str, source: &str) -> Result<Vec<Case>> {
+    let v = parse_json(text, source)?;
     let arr = v.as_array().ok_or_else(|| {
         Error::Invalid(format!(
             "{source}: expected a JSON list of cases, found {}",

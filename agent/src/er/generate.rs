@@ -116,7 +116,6 @@ use std::str::FromStr;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
 
 use super::cases::{Case, CaseAction, IntOrString, TaskMetadata};
 use super::executor::Resolver;
@@ -329,13 +328,7 @@ impl Compatibility {
     /// Reads a table `{"receptacles": {ReceptacleType: [ObjectType, ...]}}` (or the bare inner
     /// map); `source` names it in errors.
     pub fn from_json(text: &str, source: &str) -> Result<Self> {
-        let v: Value = serde_json::from_str(text).map_err(|e| {
-            Error::Invalid(format!(
-                "{source}:{}:{}: not valid JSON: {e}",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let v = super::cases::parse_json(text, source)?;
         let inner = v.get("receptacles").unwrap_or(&v);
         let map = inner.as_object().ok_or_else(|| {
             Error::Invalid(format!(

@@ -556,6 +556,12 @@ impl World {
 
     /// Moves object `i` and everything resting in or on it by `d`.
     fn move_with_contents(&mut self, i: usize, d: V3) {
+        self.for_object_and_contents(i, |o| translate_object(o, d));
+    }
+
+    /// Applies `f` to object `i` and to everything resting in or on it, and marks the
+    /// obstacles for a rebuild.
+    fn for_object_and_contents(&mut self, i: usize, mut f: impl FnMut(&mut ObjectMeta)) {
         let id = self.objects[i].object_id.clone();
         for k in 0..self.objects.len() {
             let on = k == i
@@ -564,7 +570,7 @@ impl World {
                     .as_ref()
                     .is_some_and(|p| p.contains(&id));
             if on {
-                translate_object(&mut self.objects[k], d);
+                f(&mut self.objects[k]);
             }
         }
         self.obstacles_dirty = true;
@@ -573,18 +579,7 @@ impl World {
     /// Turns object `i` and everything resting in or on it about the vertical through `pivot`
     /// by `deg` degrees of yaw.
     fn rotate_with_contents(&mut self, i: usize, pivot: V3, deg: f64) {
-        let id = self.objects[i].object_id.clone();
-        for k in 0..self.objects.len() {
-            let on = k == i
-                || self.objects[k]
-                    .parent_receptacles
-                    .as_ref()
-                    .is_some_and(|p| p.contains(&id));
-            if on {
-                rotate_object_yaw(&mut self.objects[k], pivot, deg);
-            }
-        }
-        self.obstacles_dirty = true;
+        self.for_object_and_contents(i, |o| rotate_object_yaw(o, pivot, deg));
     }
 
     /// Detaches object `i` (and what rests on it) from its receptacles.

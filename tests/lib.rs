@@ -4,7 +4,8 @@
 //! Module map:
 //! - [`tools`]: finding the external tools some tests use (Python with `rerun-sdk`, the Rerun
 //!   viewer, Xvfb), failing under CI when one is missing and skipping otherwise.
-//! - [`er_world`]: in-process thor-lite with the Embodied-Reasoner benchmark's camera settings.
+//! - [`er_world`]: in-process thor-lite with the Embodied-Reasoner benchmark's camera settings,
+//!   and the committed sample cases.
 
 pub mod tools {
     //! External tools for the recording tests.
@@ -116,6 +117,16 @@ pub mod er_world {
             snap_to_grid: false,
             ..InitSettings::default()
         }
+    }
+
+    /// The case with `identity` from the committed sample (`tests/data/er-cases-sample.json`).
+    pub fn sample_case(identity: &str) -> ember_agent::er::cases::Case {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/er-cases-sample.json");
+        ember_agent::er::cases::load_cases(path)
+            .expect("the committed sample loads")
+            .into_iter()
+            .find(|c| c.identity.to_string() == identity)
+            .unwrap_or_else(|| panic!("no case {identity} in {path}"))
     }
 
     /// thor-lite in this process with [`settings`].

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use ember_agent::er::cases::load_cases;
 use ember_agent::er::{CaseResult, ErHarness, Mode, PromptVariant};
 use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
 use ember_agent::memory::{Budget, EstimatedTokens, Memory};
@@ -18,15 +17,7 @@ fn world() -> Box<SimWorld> {
 }
 
 async fn play(policy: Box<dyn Policy>, name: &str) -> (EpisodeEnd, CaseResult) {
-    let cases = load_cases(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/er-cases-sample.json"
-    ))
-    .unwrap();
-    let case = cases
-        .into_iter()
-        .find(|c| c.identity.to_string() == "5")
-        .unwrap();
+    let case = ember_tests::er_world::sample_case("5");
     let harness =
         ErHarness::new(case, Mode::ErCompat, PromptVariant::Put, 3).with_policy_name(name);
     let memory = Memory::new(Budget::default(), Arc::new(EstimatedTokens), None);

@@ -12,7 +12,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ember_agent::er::cases::load_cases;
 use ember_agent::er::prompts::Prompts;
 use ember_agent::er::{CaseResult, ErHarness, Mode, PromptVariant};
 use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
@@ -112,15 +111,7 @@ fn world() -> Box<SimWorld> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_er_episode_runs_with_the_vlm_policy() {
-    let cases = load_cases(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/er-cases-sample.json"
-    ))
-    .unwrap();
-    let case = cases
-        .into_iter()
-        .find(|c| c.identity.to_string() == "2")
-        .unwrap();
+    let case = ember_tests::er_world::sample_case("2");
     let query = case.taskquery.clone();
 
     let vlm = tiny_vlm();

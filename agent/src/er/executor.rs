@@ -173,13 +173,11 @@ impl<'w> Sim<'w> {
         self.observations.push((label.into(), self.last.clone()));
     }
 
-    /// The `actionReturn` of the last action.
-    fn action_return(&self) -> Value {
-        self.last
-            .sim
-            .as_ref()
-            .map(|m| m.action_return.clone())
-            .unwrap_or(Value::Null)
+    /// The `actionReturn` of the last action (borrowed: a pose list can hold thousands of
+    /// entries).
+    fn action_return(&self) -> &Value {
+        static NULL: Value = Value::Null;
+        self.last.sim.as_ref().map_or(&NULL, |m| &m.action_return)
     }
 }
 
@@ -617,7 +615,7 @@ pub fn init(
         Some(r) => r,
         None => {
             sim.step(SimAction::new("GetReachablePositions"))?;
-            let r = Arc::new(parse_positions(&sim.action_return()));
+            let r = Arc::new(parse_positions(sim.action_return()));
             if r.is_empty() {
                 return Err(Error::World(format!(
                     "{scene}: GetReachablePositions returned no positions; cannot place the agent"
@@ -766,7 +764,7 @@ pub fn navigate(
                 ask = ask.with("positions", Value::Array(near.clone()));
             }
             sim.step(ask)?;
-            offered = standing_first(parse_poses(&sim.action_return()));
+            offered = standing_first(parse_poses(sim.action_return()));
             if offered
                 .iter()
                 .any(|p| p.dist_xz(&item.position) <= NAV_RADIUS)

@@ -2,13 +2,12 @@
 //! selection, evaluation scenes refused, errors that name the argument.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn ember() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ember"))
-}
+mod common;
+use common::ember;
 
 fn run(args: &[&str]) -> Output {
     ember().args(args).output().expect("run ember")

@@ -7,16 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn ember() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ember"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
+use common::{ember, repo};
 
 fn sample_cases() -> PathBuf {
     repo().join("tests/data/er-cases-sample.json")

@@ -1,19 +1,10 @@
 //! Ten malformed launch files: each gives a clear error naming the file, line and field, and
 //! none makes the process panic.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn ember() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ember"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
+use common::{ember, repo};
 
 /// Runs `ember check` on a file and returns stderr; asserts failure without a panic.
 fn check_fails(path: &Path, extra: &[&str]) -> String {

@@ -138,6 +138,15 @@ fn count_lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits until `path` has at least `n` lines; fails with `what` after two minutes.
+fn wait_for_lines(path: &Path, n: usize, what: &str) {
+    let t0 = Instant::now();
+    while count_lines(path) < n {
+        assert!(t0.elapsed() < Duration::from_secs(120), "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn an_interrupted_and_resumed_eval_gives_the_uninterrupted_summary() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,11 +180,7 @@ fn an_interrupted_and_resumed_eval_gives_the_uninterrupted_summary() {
         .spawn()
         .unwrap();
     let results = part.join("cases.jsonl");
-    let t0 = Instant::now();
-    while count_lines(&results) < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lines(&results, 3, "no progress");
     // SIGINT, as Ctrl-C sends it.
     let pid = child.id().to_string();
     assert!(
@@ -275,11 +280,7 @@ fn an_episode_log_is_readable_after_a_kill_mid_episode() {
         .spawn()
         .unwrap();
     let log = out.join("episodes/2.jsonl");
-    let t0 = Instant::now();
-    while count_lines(&log) < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no episode log");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_lines(&log, 3, "no episode log");
     child.kill().unwrap(); // SIGKILL: no chance to flush anything more
     child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();

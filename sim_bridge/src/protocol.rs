@@ -574,20 +574,7 @@ pub fn decode_request<P: AsRef<[u8]>>(
         Kind::Reset => {
             let scene = match h.remove("scene") {
                 Some(Value::String(s)) => s,
-                Some(other) => {
-                    return Err(at(WireError::field(
-                        ErrorCode::BadField,
-                        "scene",
-                        format!("must be a string, got {}", type_name(&other)),
-                    )));
-                }
-                None => {
-                    return Err(at(WireError::field(
-                        ErrorCode::BadField,
-                        "scene",
-                        "missing",
-                    )));
-                }
+                other => return Err(at(wrong_field("scene", "a string", other))),
             };
             if scene.is_empty() || scene.len() > 256 {
                 return Err(at(WireError::field(
@@ -599,35 +586,18 @@ pub fn decode_request<P: AsRef<[u8]>>(
             let settings = match h.remove("settings") {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Object(m)) => m,
-                Some(other) => {
-                    return Err(at(WireError::field(
-                        ErrorCode::BadField,
-                        "settings",
-                        format!("must be an object, got {}", type_name(&other)),
-                    )));
-                }
+                other => return Err(at(wrong_field("settings", "an object", other))),
             };
             Request::Reset { scene, settings }
         }
         Kind::Step => {
             let action = match h.remove("action") {
                 Some(Value::Object(m)) => m,
-                Some(other) => {
-                    return Err(at(WireError::field(
-                        ErrorCode::BadField,
+                other => {
+                    return Err(at(wrong_field(
                         "action",
-                        format!(
-                            "must be an AI2-THOR action object such as \
-                             {{\"action\": \"MoveAhead\"}}, got {}",
-                            type_name(&other)
-                        ),
-                    )));
-                }
-                None => {
-                    return Err(at(WireError::field(
-                        ErrorCode::BadField,
-                        "action",
-                        "missing",
+                        "an AI2-THOR action object such as {\"action\": \"MoveAhead\"}",
+                        other,
                     )));
                 }
             };
@@ -636,6 +606,18 @@ pub fn decode_request<P: AsRef<[u8]>>(
         }
     };
     Ok((seq, request))
+}
+
+/// The `bad_field` error for a header field that is missing (`None`) or not `expected`.
+fn wrong_field(field: &str, expected: &str, got: Option<Value>) -> WireError {
+    match got {
+        None => WireError::field(ErrorCode::BadField, field, "missing"),
+        Some(v) => WireError::field(
+            ErrorCode::BadField,
+            field,
+            format!("must be {expected}, got {}", type_name(&v)),
+        ),
+    }
 }
 
 /// Checks the shape of an AI2-THOR action object: a non-empty string `action`.

@@ -189,14 +189,21 @@ fn step_before_reset_is_refused_the_same_way_on_every_transport() {
     }
 }
 
-#[test]
-fn version_mismatch_at_connect_fails_clearly() {
-    // A server of a future protocol version: it answers anything with its own version.
+/// A bare REP socket on a free loopback port, standing in for a server that does not speak
+/// the protocol as ours does; returns it with its endpoint.
+fn fake_server() -> (zmq::Socket, String) {
     let ctx = zmq::Context::new();
     let rep = ctx.socket(zmq::REP).unwrap();
     rep.set_linger(0).unwrap();
     rep.bind("tcp://127.0.0.1:*").unwrap();
     let endpoint = rep.get_last_endpoint().unwrap().unwrap();
+    (rep, endpoint)
+}
+
+#[test]
+fn version_mismatch_at_connect_fails_clearly() {
+    // A server of a future protocol version: it answers anything with its own version.
+    let (rep, endpoint) = fake_server();
     let fake = std::thread::spawn(move || {
         let req = rep.recv_multipart(0).unwrap();
         let h: Value = serde_json::from_slice(&req[0]).unwrap();
@@ -223,11 +230,7 @@ fn version_mismatch_at_connect_fails_clearly() {
 
 #[test]
 fn a_reply_that_is_not_the_protocol_fails_clearly() {
-    let ctx = zmq::Context::new();
-    let rep = ctx.socket(zmq::REP).unwrap();
-    rep.set_linger(0).unwrap();
-    rep.bind("tcp://127.0.0.1:*").unwrap();
-    let endpoint = rep.get_last_endpoint().unwrap().unwrap();
+    let (rep, endpoint) = fake_server();
     let fake = std::thread::spawn(move || {
         rep.recv_multipart(0).unwrap();
         rep.send("HTTP/1.1 400 Bad Request", 0).unwrap();

@@ -18,6 +18,18 @@ fn eval_launch() -> PathBuf {
     repo().join("launch/er-eval.toml")
 }
 
+/// `ember --log warn eval launch/er-eval.toml --cases CASES --out OUT`.
+fn eval_cmd(cases: impl AsRef<Path>, out: impl AsRef<Path>) -> Command {
+    let mut c = ember();
+    c.args(["--log", "warn", "eval"])
+        .arg(eval_launch())
+        .arg("--cases")
+        .arg(cases.as_ref())
+        .arg("--out")
+        .arg(out.as_ref());
+    c
+}
+
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run ember");
     assert!(
@@ -46,16 +58,7 @@ fn read_lines(path: &Path) -> Vec<Value> {
 fn oracle_scores_success_one_and_the_formula_efficiency_random_far_lower() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("oracle");
-    let stdout = run_ok(
-        ember()
-            .args(["--log", "warn", "eval"])
-            .arg(eval_launch())
-            .arg("--cases")
-            .arg(sample_cases())
-            .arg("--out")
-            .arg(&out),
-    )
-    .stdout;
+    let stdout = run_ok(&mut eval_cmd(sample_cases(), &out)).stdout;
     let text = String::from_utf8_lossy(&stdout);
     assert!(text.contains("success%"), "no summary table:\n{text}");
     let summary = read_json(&out.join("summary.json"));
@@ -98,16 +101,12 @@ fn oracle_scores_success_one_and_the_formula_efficiency_random_far_lower() {
     assert!((summary["search_efficiency"].as_f64().unwrap() - mean).abs() < 1e-12);
 
     let rand_out = dir.path().join("random");
-    run_ok(
-        ember()
-            .args(["--log", "warn", "eval"])
-            .arg(eval_launch())
-            .arg("--cases")
-            .arg(sample_cases())
-            .arg("--out")
-            .arg(&rand_out)
-            .args(["--set", "policy.kind=random", "--set", "policy.seed=7"]),
-    );
+    run_ok(eval_cmd(sample_cases(), &rand_out).args([
+        "--set",
+        "policy.kind=random",
+        "--set",
+        "policy.seed=7",
+    ]));
     let random = read_json(&rand_out.join("summary.json"));
     assert_eq!(random["policy"], "random");
     let r = random["success_rate"].as_f64().unwrap();
@@ -152,26 +151,12 @@ fn an_interrupted_and_resumed_eval_gives_the_uninterrupted_summary() {
     let dir = tempfile::tempdir().unwrap();
     let cases = many_cases(dir.path(), 4);
     let full = dir.path().join("full");
-    run_ok(
-        ember()
-            .args(["--log", "warn", "eval"])
-            .arg(eval_launch())
-            .arg("--cases")
-            .arg(&cases)
-            .arg("--out")
-            .arg(&full),
-    );
+    run_ok(&mut eval_cmd(&cases, &full));
 
     let part = dir.path().join("part");
     let paced = || {
-        let mut c = ember();
-        c.args(["--log", "warn", "eval"])
-            .arg(eval_launch())
-            .arg("--cases")
-            .arg(&cases)
-            .arg("--out")
-            .arg(&part)
-            .args(["--jobs", "1", "--set", "loop.min_step_interval_s=0.05"]);
+        let mut c = eval_cmd(&cases, &part);
+        c.args(["--jobs", "1", "--set", "loop.min_step_interval_s=0.05"]);
         c
     };
     let child = paced()
@@ -214,28 +199,11 @@ fn an_interrupted_and_resumed_eval_gives_the_uninterrupted_summary() {
 fn shards_merge_into_the_whole() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
-    run_ok(
-        ember()
-            .args(["--log", "warn", "eval"])
-            .arg(eval_launch())
-            .arg("--cases")
-            .arg(sample_cases())
-            .arg("--out")
-            .arg(&whole),
-    );
+    run_ok(&mut eval_cmd(sample_cases(), &whole));
     let mut shard_dirs = Vec::new();
     for i in 0..2 {
         let d = dir.path().join(format!("shard{i}"));
-        run_ok(
-            ember()
-                .args(["--log", "warn", "eval"])
-                .arg(eval_launch())
-                .arg("--cases")
-                .arg(sample_cases())
-                .arg("--out")
-                .arg(&d)
-                .args(["--shard", &format!("{i}/2")]),
-        );
+        run_ok(eval_cmd(sample_cases(), &d).args(["--shard", &format!("{i}/2")]));
         shard_dirs.push(d);
     }
     assert_eq!(count_lines(&shard_dirs[0].join("cases.jsonl")), 3);

@@ -77,12 +77,17 @@ enum Command {
     Model(model_cmd::ModelCommand),
 }
 
+/// Log lines go to stderr, coloured only when stderr is a terminal and `NO_COLOR` is unset
+/// or empty (<https://no-color.org>), so that redirected logs carry no escape codes.
 fn init_logging(filter: &str) {
+    use std::io::IsTerminal;
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(env)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_target(false)
         .init();
 }

@@ -147,3 +147,41 @@ fn ctrl_c_stops_the_server_cleanly() {
         .expect("a closing line");
     assert!(last.contains("stopped after"), "{last}");
 }
+
+#[test]
+fn log_lines_on_a_piped_stderr_carry_no_colour_codes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "--log",
+            "info",
+            "sim",
+            "serve",
+            "--endpoint",
+            "tcp://127.0.0.1:*",
+        ])
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ember sim serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("the endpoint line");
+    let bound = first
+        .trim()
+        .split(" on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    let mut client = Client::connect(&bound, ClientOptions::default()).expect("connect");
+    client.close_server().expect("close");
+    let out = child.wait_with_output().expect("ember sim serve exits");
+    assert!(out.status.success(), "{:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sim bridge server listening"), "{stderr}");
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "a piped stderr gets no ANSI escape codes: {stderr:?}"
+    );
+}

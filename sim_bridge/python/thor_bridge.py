@@ -76,6 +76,13 @@ _SETTING_TYPES = {
     "agentMode": "str",
 }
 
+# AI2-THOR's agent modes: the only `agentMode` values a reset may ask for (any case, as
+# AI2-THOR lower-cases the mode). The same list as the Rust server's (protocol::AGENT_MODES).
+AGENT_MODES = ("default", "locobot", "drone", "arm", "stretch")
+
+# The largest `seq`: requests carry an unsigned 64-bit integer.
+MAX_SEQ = (1 << 64) - 1
+
 # Settings that would change what the frames mean; the protocol fixes them.
 _FORBIDDEN_SETTINGS = {
     "depth_format": "depth is always sent in metres",
@@ -222,7 +229,7 @@ def decode_request(parts: Sequence[bytes], limits: Dict[str, int]) -> Tuple[int,
     if not isinstance(h, dict):
         raise fail("malformed", f"the header must be a JSON object, got {_type_name(h)}", "header")
 
-    if _is_uint(h.get("seq")):
+    if _is_uint(h.get("seq")) and h["seq"] <= MAX_SEQ:
         seq = h["seq"]
     if isinstance(h.get("kind"), str) and h["kind"] in KINDS:
         kind = h["kind"]
@@ -236,7 +243,7 @@ def decode_request(parts: Sequence[bytes], limits: Dict[str, int]) -> Tuple[int,
     if "seq" not in h:
         raise fail("bad_field", "missing", "seq")
     if seq is None:
-        raise fail("bad_field", f"must be a non-negative integer, got {json.dumps(h['seq'])}", "seq")
+        raise fail("bad_field", f"must be an integer from 0 to 2^64-1, got {json.dumps(h['seq'])}", "seq")
     if "kind" not in h:
         raise fail("bad_field", "missing", "kind")
     if not isinstance(h["kind"], str):
@@ -298,7 +305,8 @@ def validate_action(action: Dict[str, Any]) -> None:
 
 
 def resolve_settings(defaults: Dict[str, Any], overrides: Dict[str, Any], limits: Dict[str, int]) -> Dict[str, Any]:
-    """The server's defaults with the request's settings over them, type-checked."""
+    """The server's defaults with the request's settings over them, type- and range-checked
+    as the Rust server checks them (PROTOCOL.md, "Settings"). Every error names the key."""
     settings = dict(defaults)
     for key, value in overrides.items():
         field = f"settings.{key}"
@@ -323,6 +331,22 @@ def resolve_settings(defaults: Dict[str, Any], overrides: Dict[str, Any], limits
             raise ProtocolError("bad_setting", "must be at least 1 pixel", f"settings.{key}")
         if v > limits["maxSide"]:
             raise ProtocolError("too_large", f"{v} pixels exceeds this server's limit of {limits['maxSide']}", f"settings.{key}")
+    fov = settings["fieldOfView"]
+    if not 0 < fov < 180:
+        raise ProtocolError("bad_setting", f"{fov} is outside (0, 180) degrees", "settings.fieldOfView")
+    for key in ("gridSize", "visibilityDistance"):
+        if not settings[key] > 0:
+            raise ProtocolError("bad_setting", f"{settings[key]} must be more than 0 metres", f"settings.{key}")
+    step = settings["rotateStepDegrees"]
+    if not 0.1 <= step <= 360:
+        raise ProtocolError("bad_setting", f"{step} is outside [0.1, 360] degrees", "settings.rotateStepDegrees")
+    mode = settings["agentMode"]
+    if mode.lower() not in AGENT_MODES:
+        raise ProtocolError(
+            "bad_setting",
+            f"'{mode}' is not an AI2-THOR agent mode; use one of {', '.join(AGENT_MODES)}",
+            "settings.agentMode",
+        )
     return settings
 
 

@@ -151,8 +151,8 @@ impl From<&SimError> for WireError {
             SimError::UnknownScene(_) => {
                 WireError::field(ErrorCode::UnknownScene, "scene", e.to_string())
             }
-            SimError::BadSetting(_) => {
-                WireError::field(ErrorCode::BadSetting, "settings", e.to_string())
+            SimError::BadSetting(message) => {
+                WireError::field(ErrorCode::BadSetting, setting_field(message), e.to_string())
             }
             SimError::NoScene => WireError::new(ErrorCode::NoScene, e.to_string()),
             SimError::Failure(_) => WireError::new(ErrorCode::SimFailure, e.to_string()),
@@ -487,7 +487,7 @@ pub fn decode_request<P: AsRef<[u8]>>(
                     WireError::field(
                         ErrorCode::BadField,
                         "seq",
-                        format!("must be a non-negative integer, got {v}"),
+                        format!("must be an integer from 0 to 2^64-1, got {v}"),
                     ),
                 );
             }
@@ -645,9 +645,43 @@ pub fn validate_action(action: &Map<String, Value>) -> Result<(), WireError> {
     }
 }
 
+/// The `agentMode` values a reset may ask for: AI2-THOR's agent modes. Case does not matter,
+/// as in AI2-THOR (which lower-cases the mode); anything else is a `bad_setting`.
+pub const AGENT_MODES: [&str; 5] = ["default", "locobot", "drone", "arm", "stretch"];
+
+/// The init setting keys, as `info` lists them in `defaults` (AI2-THOR's `Controller(...)`
+/// keyword names).
+pub const SETTING_KEYS: [&str; 10] = [
+    "width",
+    "height",
+    "fieldOfView",
+    "gridSize",
+    "visibilityDistance",
+    "renderDepthImage",
+    "renderInstanceSegmentation",
+    "rotateStepDegrees",
+    "snapToGrid",
+    "agentMode",
+];
+
+/// The error field for a simulator's `bad_setting` message: `settings.KEY` when the message
+/// starts with a setting's key (as thor-lite's do: "fieldOfView 200 must be..."), else
+/// `settings`.
+fn setting_field(message: &str) -> String {
+    let word: String = message
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    match SETTING_KEYS.iter().find(|k| **k == word) {
+        Some(key) => format!("settings.{key}"),
+        None => "settings".into(),
+    }
+}
+
 /// The init settings a reset gets: the server's `defaults` with the request's `overrides`
-/// laid over them. Unknown keys, values of the wrong type, zero sizes and sizes above
-/// `limits.max_side` are errors naming the setting.
+/// laid over them. Every error names the setting (`settings.KEY`): an unknown key or a value
+/// of the wrong type (checked key by key, in key order), then a value out of range (checked
+/// in [`SETTING_KEYS`] order, see [`check_settings`]).
 pub fn resolve_settings(
     defaults: &InitSettings,
     overrides: &Map<String, Value>,
@@ -684,20 +718,38 @@ pub fn resolve_settings(
         }
         merged.insert(key.clone(), value.clone());
     }
-    let settings: InitSettings = serde_json::from_value(Value::Object(merged))
-        .map_err(|e| WireError::field(ErrorCode::BadSetting, "settings", e.to_string()))?;
-    for (name, v) in [("width", settings.width), ("height", settings.height)] {
+    // Each key was checked alone over valid defaults, and the keys are independent.
+    let settings: InitSettings = serde_json::from_value(Value::Object(merged)).map_err(|e| {
+        WireError::new(
+            ErrorCode::Internal,
+            format!("settings that passed one by one do not combine: {e}"),
+        )
+    })?;
+    check_settings(&settings, limits)?;
+    Ok(settings)
+}
+
+/// Checks the range of every setting; the error names the first one out of range.
+///
+/// | key | valid |
+/// | --- | --- |
+/// | `width`, `height` | 1 to `limits.max_side` pixels (`too_large` above) |
+/// | `fieldOfView` | more than 0 and less than 180 degrees |
+/// | `gridSize`, `visibilityDistance` | more than 0 metres |
+/// | `rotateStepDegrees` | 0.1 to 360 degrees |
+/// | `agentMode` | one of [`AGENT_MODES`], any case |
+pub fn check_settings(s: &InitSettings, limits: &Limits) -> Result<(), WireError> {
+    let bad = |key: &str, message: String| {
+        WireError::field(ErrorCode::BadSetting, format!("settings.{key}"), message)
+    };
+    for (key, v) in [("width", s.width), ("height", s.height)] {
         if v == 0 {
-            return Err(WireError::field(
-                ErrorCode::BadSetting,
-                format!("settings.{name}"),
-                "must be at least 1 pixel",
-            ));
+            return Err(bad(key, "must be at least 1 pixel".into()));
         }
         if v > limits.max_side {
             return Err(WireError::field(
                 ErrorCode::TooLarge,
-                format!("settings.{name}"),
+                format!("settings.{key}"),
                 format!(
                     "{v} pixels exceeds this server's limit of {}",
                     limits.max_side
@@ -705,7 +757,42 @@ pub fn resolve_settings(
             ));
         }
     }
-    Ok(settings)
+    let fov = s.field_of_view;
+    if !(fov > 0.0 && fov < 180.0) {
+        return Err(bad(
+            "fieldOfView",
+            format!("{fov} is outside (0, 180) degrees"),
+        ));
+    }
+    for (key, v) in [
+        ("gridSize", s.grid_size),
+        ("visibilityDistance", s.visibility_distance),
+    ] {
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(bad(key, format!("{v} must be more than 0 metres")));
+        }
+    }
+    let step = s.rotate_step_degrees;
+    if !(0.1..=360.0).contains(&step) {
+        return Err(bad(
+            "rotateStepDegrees",
+            format!("{step} is outside [0.1, 360] degrees"),
+        ));
+    }
+    if !AGENT_MODES
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(&s.agent_mode))
+    {
+        return Err(bad(
+            "agentMode",
+            format!(
+                "'{}' is not an AI2-THOR agent mode; use one of {}",
+                s.agent_mode,
+                AGENT_MODES.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1655,7 +1742,78 @@ mod tests {
         check("width", json!(-4), ErrorCode::BadSetting);
         check("width", json!(0), ErrorCode::BadSetting);
         check("height", json!(100_000), ErrorCode::TooLarge);
+        check("height", json!(0), ErrorCode::BadSetting);
+        check("width", json!(64.0), ErrorCode::BadSetting);
         check("renderDepthImage", json!("yes"), ErrorCode::BadSetting);
+        check("snapToGrid", json!(null), ErrorCode::BadSetting);
+        // Out of range: every key is named, never just `settings`.
+        check("fieldOfView", json!(0), ErrorCode::BadSetting);
+        check("fieldOfView", json!(180), ErrorCode::BadSetting);
+        check("gridSize", json!(0), ErrorCode::BadSetting);
+        check("gridSize", json!(-0.25), ErrorCode::BadSetting);
+        check("visibilityDistance", json!(0.0), ErrorCode::BadSetting);
+        check("rotateStepDegrees", json!(0.05), ErrorCode::BadSetting);
+        check("rotateStepDegrees", json!(361), ErrorCode::BadSetting);
+        check("agentMode", json!("robot"), ErrorCode::BadSetting);
+        check("agentMode", json!(""), ErrorCode::BadSetting);
+        check("agentMode", json!(3), ErrorCode::BadSetting);
+        let mut o = Map::new();
+        o.insert("agentMode".into(), json!("robot"));
+        let e = resolve_settings(&d, &o, &limits()).unwrap_err();
+        assert!(
+            e.message.contains("robot") && e.message.contains("locobot"),
+            "{e}"
+        );
+        // AI2-THOR's modes are accepted, in any case; the range edges too.
+        for (k, v) in [
+            ("agentMode", json!("arm")),
+            ("agentMode", json!("Locobot")),
+            ("agentMode", json!("DEFAULT")),
+            ("fieldOfView", json!(179.5)),
+            ("rotateStepDegrees", json!(360)),
+            ("rotateStepDegrees", json!(0.1)),
+            ("width", json!(limits().max_side)),
+        ] {
+            let mut o = Map::new();
+            o.insert(k.into(), v.clone());
+            assert!(resolve_settings(&d, &o, &limits()).is_ok(), "{k} = {v}");
+        }
+        // Bad defaults are named the same way (`ember sim serve` checks its own).
+        let bad_default = InitSettings {
+            grid_size: 0.0,
+            ..InitSettings::default()
+        };
+        let e = resolve_settings(&bad_default, &Map::new(), &limits()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("settings.gridSize"));
+        // Every key `info` lists as a default is one `SETTING_KEYS` names.
+        let keys: Vec<String> = match serde_json::to_value(&d).unwrap() {
+            Value::Object(m) => m.keys().cloned().collect(),
+            _ => unreachable!(),
+        };
+        let mut want: Vec<String> = SETTING_KEYS.iter().map(|k| k.to_string()).collect();
+        want.sort();
+        assert_eq!(keys, want);
+    }
+
+    #[test]
+    fn simulator_setting_refusals_name_the_key() {
+        // thor-lite's messages start with the key; the wire error names it.
+        for (message, field) in [
+            (
+                "fieldOfView 200 must be in (0, 180) degrees",
+                "settings.fieldOfView",
+            ),
+            (
+                "width x height 0x10 must be within 1..=4096",
+                "settings.width",
+            ),
+            ("agentMode 'arm' is not simulated", "settings.agentMode"),
+            ("something else", "settings"),
+        ] {
+            let e = WireError::from(&SimError::BadSetting(message.into()));
+            assert_eq!(e.code, ErrorCode::BadSetting);
+            assert_eq!(e.field.as_deref(), Some(field), "{message}");
+        }
     }
 
     #[test]

@@ -189,6 +189,63 @@ fn step_before_reset_is_refused_the_same_way_on_every_transport() {
     }
 }
 
+#[test]
+fn bad_settings_name_the_key_over_the_wire_and_in_process() {
+    let server = serve("tcp://127.0.0.1:*");
+    let ep = server.endpoint().to_string();
+    // (setting, value, code): the error blames `settings.KEY`, never just `settings`.
+    let cases = [
+        ("width", json!(0), "bad_setting"),
+        ("height", json!(100_000), "too_large"),
+        ("fieldOfView", json!(180), "bad_setting"),
+        ("gridSize", json!(0), "bad_setting"),
+        ("visibilityDistance", json!(-1.5), "bad_setting"),
+        ("rotateStepDegrees", json!(720), "bad_setting"),
+        ("snapToGrid", json!("no"), "bad_setting"),
+        ("agentMode", json!("robot"), "bad_setting"),
+        ("agentMode", json!(7), "bad_setting"),
+    ];
+    for (key, value, code) in &cases {
+        let field = format!("settings.{key}");
+        expect_error(
+            &ep,
+            &format!("{key} = {value}"),
+            &[header(
+                json!({"kind": "reset", "scene": SCENE, "settings": {*key: value}}),
+            )],
+            code,
+            Some(&field),
+        );
+    }
+    // The same refusals in process, with the same codes and fields.
+    let mut inproc = Client::connect("inproc://thor-lite", options(30_000)).unwrap();
+    for (key, value, code) in &cases {
+        let mut settings = Map::new();
+        settings.insert(key.to_string(), value.clone());
+        let e = inproc.reset_with(SCENE, settings).unwrap_err();
+        let BridgeError::Refused { error, .. } = &e else {
+            panic!("{key}: {e:?}")
+        };
+        assert_eq!(error.code.as_str(), *code, "{key}: {e}");
+        assert_eq!(
+            error.field.as_deref(),
+            Some(format!("settings.{key}").as_str())
+        );
+    }
+    // AI2-THOR's agent modes are accepted (any case, as AI2-THOR lower-cases them).
+    let ok = raw_request(
+        &ep,
+        &[header(
+            json!({"kind": "reset", "scene": SCENE, "settings": {"agentMode": "Default", "width": 32, "height": 24}}),
+        )],
+        Duration::from_secs(30),
+    )
+    .expect("reset reply");
+    let h: Value = serde_json::from_slice(&ok[0]).unwrap();
+    assert_eq!(h["ok"], true, "{h}");
+    assert_serving(&ep, "bad settings");
+}
+
 /// A bare REP socket on a free loopback port, standing in for a server that does not speak
 /// the protocol as ours does; returns it with its endpoint.
 fn fake_server() -> (zmq::Socket, String) {
@@ -433,6 +490,7 @@ fn sim_world_reset_needs_a_scene() {
         .reset(&ResetRequest {
             scene: Some(SCENE.into()),
             seed: 0,
+            ..Default::default()
         })
         .unwrap();
     let cam = obs.main_camera().unwrap();

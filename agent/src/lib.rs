@@ -13,14 +13,20 @@
 //!   - [`thor`]: AI2-THOR's metadata schema as Rust types;
 //!   - [`error`]: the crate's error type.
 //! - The runtime:
-//!   - [`event_loop`]: runs an episode step by step (tokio; blocking work on blocking
-//!     threads; Ctrl-C via [`event_loop::StopSignal`]);
+//!   - [`event_loop`]: runs an episode as a short loop over one step function (observe ->
+//!     context -> decide -> execute -> record); nothing blocks its async worker; privileged
+//!     data only for a policy that asks for it; Ctrl-C and the second Ctrl-C's safe stop via
+//!     [`event_loop::StopSignal`];
+//!   - [`faults`]: a world wrapper that fails on purpose (`[world.fault]`), to prove that
+//!     failures are reported;
 //!   - [`memory`]: interaction history, the JSON-lines episode log, the budgeted context and
 //!     the semantic map;
 //!   - [`policies`]: the built-in `oracle`, `random` and `replay` policies;
 //!   - [`recording`]: the Rerun recorder behind the `Recorder` contract (its own thread, a
 //!     bounded queue, file / spawned viewer / running viewer sinks, the entity paths and the
-//!     default viewer layout) and the `[recording]` launch-file table.
+//!     default viewer layout) and the `[recording]` launch-file table. The recorder itself
+//!     builds only with the `rerun` cargo feature (on by default, and in `ember-launch`);
+//!     without it this crate compiles no Rerun, arrow or gRPC crate.
 //! - Task families:
 //!   - [`er`]: the Embodied-Reasoner benchmark harness (cases, conversation strings, reply
 //!     parser, executor, legality, ending rules, trajectory records, metrics and summaries)
@@ -32,6 +38,7 @@ pub mod action;
 pub mod er;
 pub mod error;
 pub mod event_loop;
+pub mod faults;
 pub mod harness;
 pub mod memory;
 pub mod observation;
@@ -49,6 +56,11 @@ pub use harness::{Harness, HarnessStep};
 pub use observation::{
     CameraFrame, DepthImage, InstanceImage, Observation, Proprioception, RgbImage,
 };
-pub use policy::{Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, Role};
+pub use policy::{
+    Cancel, Context, Decision, EpisodeInfo, Feedback, FeedbackKind, Message, Policy, PolicyInfo,
+    Role,
+};
 pub use recorder::{NullRecorder, RecordEvent, Recorder, StepTimings};
-pub use world::{Command, ResetRequest, SimAction, StepOutcome, World, WorldFeedback, WorldInfo};
+pub use world::{
+    Command, ResetRequest, SafeStopHandle, SimAction, StepOutcome, World, WorldFeedback, WorldInfo,
+};

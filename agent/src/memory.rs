@@ -7,8 +7,9 @@
 //!   images go first) and at most `max_tokens` tokens (older images go first, then the oldest
 //!   exchanges after the first user turn; the system prompt, the first user turn and the last
 //!   message always stay).
-//! - The episode log is JSON lines, one object per line, flushed as it is written, so a
-//!   crashed or killed run leaves a readable log: an `episode` line, one `step` line per
+//! - The episode log is JSON lines, one object per line, written and flushed by a writer
+//!   thread of its own as soon as it is appended (so the event loop never waits on the disk),
+//!   so a crashed or killed run leaves a readable log: an `episode` line, one `step` line per
 //!   harness call, and an `end` line. It holds no wall-clock data, so a seeded run with a
 //!   deterministic policy writes the same log twice.
 //! - The semantic map records, per object type, where (world position) and when (step) each
@@ -18,7 +19,9 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -146,21 +149,62 @@ pub struct StepEntry {
     pub record: Value,
 }
 
-/// The append-only episode log (JSON lines).
+/// What the episode log's writer thread receives.
+enum LogMessage {
+    /// A line to write and flush.
+    Line(Vec<u8>),
+    /// Answer once everything before this message is written.
+    Sync(Sender<()>),
+}
+
+/// The append-only episode log (JSON lines). [`EpisodeLog::append`] serialises the line and
+/// hands it to the log's writer thread, which writes and flushes it to the operating system at
+/// once; a write error is reported by the next `append` or by [`EpisodeLog::close`].
 pub struct EpisodeLog {
     path: PathBuf,
-    file: File,
+    lines: Option<Sender<LogMessage>>,
+    writer: Option<JoinHandle<()>>,
+    write_error: Arc<Mutex<Option<std::io::Error>>>,
 }
 
 impl EpisodeLog {
-    /// Creates (truncates) a log file, creating parent directories.
+    /// Creates (truncates) a log file, creating parent directories, and starts its writer.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(Self { path, file })
+        let mut file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let (tx, rx) = channel::<LogMessage>();
+        let write_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+        let failed = write_error.clone();
+        let writer = std::thread::Builder::new()
+            .name("ember-episode-log".into())
+            .spawn(move || {
+                for message in rx {
+                    match message {
+                        LogMessage::Line(line) => {
+                            if let Err(e) = file.write_all(&line).and_then(|_| file.flush()) {
+                                // Keep the first error; later lines are dropped with it.
+                                failed
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .get_or_insert(e);
+                            }
+                        }
+                        LogMessage::Sync(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Self {
+            path,
+            lines: Some(tx),
+            writer: Some(writer),
+            write_error,
+        })
     }
 
     /// The file's path.
@@ -168,15 +212,63 @@ impl EpisodeLog {
         &self.path
     }
 
-    /// Appends one JSON line and flushes it to the operating system.
+    fn take_error(&self) -> Result<()> {
+        match self
+            .write_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(e) => Err(Error::io(&self.path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends one JSON line: serialises it and hands it to the writer thread, which writes
+    /// and flushes it. Returns at once; fails if an earlier write failed or the log is closed.
     pub fn append(&mut self, value: &Value) -> Result<()> {
+        self.take_error()?;
         let mut line = serde_json::to_vec(value)
             .map_err(|e| Error::Invalid(format!("episode log entry not serialisable: {e}")))?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|_| self.file.flush())
-            .map_err(|e| Error::io(&self.path, e))
+        let sent = self
+            .lines
+            .as_ref()
+            .map(|tx| tx.send(LogMessage::Line(line)).is_ok());
+        if sent != Some(true) {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("the episode log is closed"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits until every line appended so far is written (blocks: call it from a blocking
+    /// thread); reports a write error.
+    pub fn sync(&self) -> Result<()> {
+        let (tx, rx) = channel();
+        if let Some(lines) = &self.lines
+            && lines.send(LogMessage::Sync(tx)).is_ok()
+        {
+            let _ = rx.recv();
+        }
+        self.take_error()
+    }
+
+    /// Waits until every appended line is written, then stops the writer. Blocks on the disk:
+    /// call it from a blocking thread. Later appends fail.
+    pub fn close(&mut self) -> Result<()> {
+        self.lines = None;
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("the episode log's writer thread panicked"),
+            ));
+        }
+        self.take_error()
     }
 
     /// Reads a log back, skipping a final line cut short by a crash. Errors name the file and
@@ -208,6 +300,14 @@ impl EpisodeLog {
             }
         }
         Ok(out)
+    }
+}
+
+impl Drop for EpisodeLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::warn!("{e}");
+        }
     }
 }
 
@@ -272,6 +372,24 @@ impl Memory {
             log.append(&json!({"type": "end", "summary": summary}))?;
         }
         Ok(())
+    }
+
+    /// Waits until everything logged so far is on disk (blocks: call it from a blocking
+    /// thread). A memory without a log returns at once.
+    pub fn sync_log(&self) -> Result<()> {
+        match &self.log {
+            Some(log) => log.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the episode log is on disk and closes it (blocks: call it from a blocking
+    /// thread). A memory without a log returns at once.
+    pub fn close_log(&mut self) -> Result<()> {
+        match &mut self.log {
+            Some(log) => log.close(),
+            None => Ok(()),
+        }
     }
 
     /// The history so far.
@@ -493,7 +611,9 @@ mod tests {
             record: json!({"action": "observe"}),
         })
         .unwrap();
-        // Readable while the episode is still running (as after a kill).
+        // Readable while the episode is still running (as after a kill), once the writer
+        // thread has caught up.
+        m.sync_log().unwrap();
         let lines = EpisodeLog::read(&path).unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["type"], "step");

@@ -52,6 +52,10 @@ impl Policy for OraclePolicy {
         "oracle"
     }
 
+    fn needs_privileged(&self) -> bool {
+        true
+    }
+
     fn reset(&mut self, _episode: &EpisodeInfo) -> Result<()> {
         self.next = 0;
         Ok(())
@@ -331,6 +335,7 @@ mod tests {
             .unwrap();
         m.record_step(entry(2, "<DecisionMaking>end</DecisionMaking>"))
             .unwrap();
+        m.sync_log().unwrap();
         let mut p = ReplayPolicy::new(dir.path()).unwrap();
         p.reset(&EpisodeInfo {
             id: "case-7".into(),

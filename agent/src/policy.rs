@@ -1,6 +1,7 @@
 //! The Policy contract: a context in, a decision out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -160,8 +161,43 @@ pub struct Context {
     pub last_feedback: Option<Feedback>,
     /// Keypoint candidates, when the task offers them.
     pub candidates: Vec<Candidate>,
-    /// Privileged information (oracle only; `None` for honest policies).
+    /// Privileged information: filled by the event loop only for a policy whose
+    /// [`Policy::needs_privileged`] is true (the oracle); `None` for every other policy.
     pub privileged: Option<Privileged>,
+    /// Set when the loop no longer wants this decision (its timeout passed, or a stop was
+    /// requested). Long-running policies check it between units of work (a model between
+    /// tokens) and return early, so that they release the policy for the next episode.
+    pub cancel: Cancel,
+}
+
+/// A flag the event loop raises to cancel a decision in progress; cheap to clone and check.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A flag that is not raised.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Raises the flag.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the flag was raised.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What kind of policy plays an episode, for logs, recordings and results.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    /// The policy's kind ([`Policy::name`]).
+    pub name: String,
+    /// Whether it received privileged information ([`Policy::needs_privileged`]).
+    pub privileged: bool,
 }
 
 impl Context {
@@ -207,11 +243,26 @@ pub struct Decision {
 pub trait Policy: Send {
     /// The policy's kind (`oracle`, `random`, `replay`, `qwen2-vl`...).
     fn name(&self) -> &str;
+    /// Whether the policy needs privileged information (the harness's answer key and the
+    /// simulator's full metadata). Only a policy that says so receives
+    /// [`Context::privileged`]; the default, for every honest policy, is `false`.
+    fn needs_privileged(&self) -> bool {
+        false
+    }
+    /// The policy's kind and whether it sees privileged information.
+    fn info(&self) -> PolicyInfo {
+        PolicyInfo {
+            name: self.name().to_string(),
+            privileged: self.needs_privileged(),
+        }
+    }
     /// Called at the start of each episode.
     fn reset(&mut self, _episode: &EpisodeInfo) -> Result<()> {
         Ok(())
     }
     /// Decides the next action. `on_text` receives the reply as it is written (for live
-    /// display); policies that do not stream may call it once with the whole reply.
+    /// display); policies that do not stream may call it once with the whole reply. A policy
+    /// that takes long should check `context.cancel` as it goes and return an error once it
+    /// is raised.
     fn decide(&mut self, context: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Decision>;
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::Action;
 use crate::error::Result;
 use crate::observation::Observation;
-use crate::policy::{Candidate, Decision, EpisodeInfo, Feedback};
+use crate::policy::{Candidate, Decision, EpisodeInfo, Feedback, PolicyInfo};
 use crate::world::WorldInfo;
 
 /// Seconds spent in the parts of one step.
@@ -46,6 +46,8 @@ pub enum RecordEvent {
         episode: EpisodeInfo,
         /// The world it runs in.
         world: WorldInfo,
+        /// The policy that plays it (its kind, and whether it sees privileged information).
+        policy: PolicyInfo,
     },
     /// An observation (after reset, after each world step; several per step for `observe`).
     Observation {
@@ -143,7 +145,9 @@ pub struct RecorderStats {
     pub queued: usize,
 }
 
-/// A sink for step events. `record` must return quickly and never block on I/O.
+/// A sink for step events. `record` should return quickly; a recorder that never loses an
+/// event (a file) may make it wait for room in a bounded queue, which is why the event loop
+/// hands events to the recorder from a thread of its own, never from its async worker.
 pub trait Recorder: Send + Sync {
     /// Enqueues an event.
     fn record(&self, event: RecordEvent);

@@ -1,5 +1,7 @@
 //! The World contract: a simulator over the bridge, or a robot composed from drivers.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -104,6 +106,9 @@ pub struct ResetRequest {
     pub scene: Option<String>,
     /// The episode seed.
     pub seed: u64,
+    /// The episode's identity (a benchmark case's), for logs and fault injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<String>,
 }
 
 /// A description of a world, for logs and recordings.
@@ -117,6 +122,10 @@ pub struct WorldInfo {
     pub cameras: Vec<String>,
 }
 
+/// Commands a world's safe stop from any thread, even while the world is busy in a call
+/// (the second Ctrl-C uses it). See [`World::safe_stop_handle`].
+pub type SafeStopHandle = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
 /// A world the agent acts in. Calls block; the event loop runs them on blocking threads.
 pub trait World: Send {
     /// Describes the world.
@@ -128,6 +137,13 @@ pub trait World: Send {
     /// Brings the world to a safe stop (robots stop moving; simulators do nothing).
     fn safe_stop(&mut self) -> Result<()> {
         Ok(())
+    }
+    /// A handle that performs the safe stop without `&mut self`, through a path of its own
+    /// (a robot's separate connection or e-stop line), so that it works while another call
+    /// holds the world. The event loop registers it for the second Ctrl-C, which exits at
+    /// once but stops the robot first. Worlds with nothing to stop (simulators) return `None`.
+    fn safe_stop_handle(&self) -> Option<SafeStopHandle> {
+        None
     }
     /// Releases the world's resources.
     fn close(&mut self) -> Result<()> {

@@ -111,8 +111,12 @@ async fn run_all(
         episode_logs: None,
         recorder: runner::no_recorder(),
     };
-    runner::run_cases(config, plan, StopSignal::new(), |o| {
-        anyhow::ensure!(!o.is_error(), "an episode failed: {:?}", o.report.end);
+    let run_end = runner::run_cases(config, plan, StopSignal::new(), |o| {
+        anyhow::ensure!(
+            !o.is_error(),
+            "an episode failed: {}",
+            o.report.end.describe()
+        );
         // Step 0 is the harness start (reset and placement), not a loop step.
         timings.extend(o.report.timings.iter().skip(1).cloned());
         n += 1;
@@ -120,6 +124,11 @@ async fn run_all(
         Ok(())
     })
     .await?;
+    anyhow::ensure!(
+        run_end.job_errors.is_empty(),
+        "jobs stopped: {}",
+        run_end.job_errors.join("; ")
+    );
     Ok((timings, n, ok))
 }
 

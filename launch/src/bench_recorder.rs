@@ -242,6 +242,10 @@ fn start_episode(rec: &dyn Recorder, scene: &str) {
             endpoint: "inproc".into(),
             cameras: vec!["front".into()],
         },
+        policy: ember_agent::PolicyInfo {
+            name: "bench".into(),
+            privileged: false,
+        },
     });
 }
 

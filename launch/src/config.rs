@@ -11,6 +11,11 @@
 //! height = 450
 //! fov = 90.0                       # vertical field of view, degrees (AI2-THOR's meaning)
 //!
+//! [world.fault]                    # optional: fail on purpose, to test failure reporting
+//! kind = "panic"                   # panic | error
+//! during = "reset"                 # reset | step (`step = N`: the N-th step)
+//! episode = "1234"                 # only this case; scene = "FloorPlanN": only that scene
+//!
 //! [policy]
 //! kind = "oracle"                  # oracle | random | replay | vlm
 //!
@@ -72,6 +77,8 @@ pub struct WorldConfig {
     pub render_segmentation: bool,
     /// Request timeout for bridge worlds, seconds.
     pub timeout_s: f64,
+    /// A fault to inject (testing that failures are reported); none by default.
+    pub fault: Option<ember_agent::faults::FaultPlan>,
 }
 
 impl Default for WorldConfig {
@@ -88,6 +95,7 @@ impl Default for WorldConfig {
             render_depth: true,
             render_segmentation: true,
             timeout_s: 30.0,
+            fault: None,
         }
     }
 }

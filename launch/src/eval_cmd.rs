@@ -158,12 +158,7 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
     }
     let merged = merge_shards(&shards)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut text = String::new();
-    for r in &merged {
-        text.push_str(&serde_json::to_string(r)?);
-        text.push('\n');
-    }
-    std::fs::write(out.join("cases.jsonl"), text)?;
+    rewrite_results(&out.join("cases.jsonl"), &merged)?;
     let summary = write_summary(out, &merged)?;
     println!("{}", summary.table());
     println!(
@@ -213,6 +208,16 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
     let mut results = Vec::new();
     if args.resume {
         results = read_existing(&results_path)?;
+        let before = results.len();
+        // Infrastructure failures are not results: run those cases again.
+        results.retain(CaseResult::is_scored);
+        if results.len() < before {
+            rewrite_results(&results_path, &results)?;
+            eprintln!(
+                "resuming: running {} cases again that failed for infrastructure reasons",
+                before - results.len()
+            );
+        }
     } else if std::fs::metadata(&results_path).is_ok_and(|m| m.len() > 0) {
         bail!(
             "{} already has results: pass --resume to continue it, or choose another --out",
@@ -225,6 +230,7 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
     let total = selected.len();
     selected.retain(|(_, c)| !done.contains(&c.identity.to_string()));
     let skipped = total - selected.len();
+    let to_run: Vec<ember_agent::er::Case> = selected.iter().map(|(_, c)| c.clone()).collect();
 
     let model_policy = config.policy.kind == crate::config::PolicyKind::Vlm;
     let recording_on = config.recording.mode != RecordingMode::Off;
@@ -262,7 +268,6 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
         .append(true)
         .open(&results_path)
         .with_context(|| format!("opening {}", results_path.display()))?;
-    let mut errors = Vec::new();
     let mut ran = 0usize;
     let mut successes: usize = results.iter().map(|r| r.success as usize).sum();
     let plan = RunPlan {
@@ -271,20 +276,19 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
         episode_logs,
         recorder: recorder.clone(),
     };
-    runner::run_cases(config.clone(), plan, stop.clone(), |outcome| {
-        let Some(result) = outcome.result.clone() else {
-            return Ok(()); // interrupted: not a result
+    let run_end = runner::run_cases(config.clone(), plan, stop.clone(), |outcome| {
+        let (Some(result), Some(line)) = (outcome.result.clone(), outcome.line()) else {
+            return Ok(()); // interrupted: not a result; --resume runs it again
         };
-        if outcome.is_error() {
-            errors.push(format!(
-                "case {} ({}): {:?}",
-                result.identity, result.scene, outcome.report.end
+        if !result.is_scored() {
+            bar.println(format!(
+                "case {} ({}): infrastructure failure: {}",
+                result.identity,
+                result.scene,
+                result.error.as_deref().unwrap_or("")
             ));
         }
-        let mut line = serde_json::to_vec(&outcome.line)?;
-        line.push(b'\n');
-        file.write_all(&line)?;
-        file.flush()?;
+        append_line(&mut file, &line)?;
         ran += 1;
         successes += result.success as usize;
         results.push(result);
@@ -297,7 +301,11 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
     })
     .await?;
     bar.finish_and_clear();
-    if let Err(e) = recorder.flush() {
+    let flushed = {
+        let recorder = recorder.clone();
+        tokio::task::spawn_blocking(move || recorder.flush()).await?
+    };
+    if let Err(e) = flushed {
         eprintln!("warning: the recording did not flush: {e}");
     }
     drop(recorder);
@@ -308,6 +316,33 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
             results.len()
         );
         return Ok(130);
+    }
+    // Every selected case gets a line: a case that no job ran (the jobs stopped) is reported
+    // as an infrastructure failure with the reason.
+    let reported: BTreeSet<String> = results.iter().map(|r| r.identity.to_string()).collect();
+    let why = if run_end.job_errors.is_empty() {
+        "not run".to_string()
+    } else {
+        format!("not run: {}", run_end.job_errors.join("; "))
+    };
+    // Name the policy and world as the other lines do, so that the summary does not mix them.
+    let (policy, simulator) = results.first().map_or_else(
+        || crate::wiring::names(&config),
+        |r| (r.policy.clone(), r.simulator.clone()),
+    );
+    for case in to_run
+        .iter()
+        .filter(|c| !reported.contains(&c.identity.to_string()))
+    {
+        let r = CaseResult::infrastructure_failure(
+            case,
+            why.clone(),
+            crate::wiring::er_mode(&config),
+            &policy,
+            &simulator,
+        );
+        append_line(&mut file, &serde_json::to_value(&r)?)?;
+        results.push(r);
     }
     let summary = write_summary(&out, &results)?;
     println!("{}", summary.table());
@@ -320,12 +355,34 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
         },
         out.display()
     );
-    if !errors.is_empty() {
-        eprintln!("{} cases ended with an error:", errors.len());
-        for e in &errors {
-            eprintln!("  {e}");
-        }
+    if summary.cases_failed_infrastructure > 0 {
+        eprintln!(
+            "{} of {} cases failed for infrastructure reasons (listed above and in {}); \
+             `--resume` runs them again",
+            summary.cases_failed_infrastructure,
+            summary.cases,
+            out.join("summary.json").display()
+        );
         return Ok(1);
     }
     Ok(0)
+}
+
+/// Appends one line to `cases.jsonl` and flushes it.
+fn append_line(file: &mut std::fs::File, line: &serde_json::Value) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec(line)?;
+    bytes.push(b'\n');
+    file.write_all(&bytes)?;
+    file.flush()?;
+    Ok(())
+}
+
+/// Rewrites `cases.jsonl` with these results only.
+fn rewrite_results(path: &Path, results: &[CaseResult]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in results {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

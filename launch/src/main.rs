@@ -93,7 +93,8 @@ fn init_logging(filter: &str) {
 }
 
 /// Installs the Ctrl-C handler: the first press asks running loops to stop cleanly (the
-/// current step finishes or is abandoned, logs are flushed); the second exits at once.
+/// current step finishes or is abandoned, logs are flushed); the second runs the running
+/// worlds' safe stops (at most 2 s) and exits.
 fn install_stop() -> anyhow::Result<StopSignal> {
     let stop = StopSignal::new();
     let signal = stop.clone();
@@ -105,7 +106,10 @@ fn install_stop() -> anyhow::Result<StopSignal> {
             );
             signal.request();
         } else {
-            eprintln!("\nexiting now");
+            // Exit at once, but stop the robot first: every running world's safe stop
+            // (bounded, so a hung driver cannot hold the exit).
+            eprintln!("\nexiting now (safe stop first)");
+            signal.emergency_stop(std::time::Duration::from_secs(2));
             std::process::exit(130);
         }
     })?;

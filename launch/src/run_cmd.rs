@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use ember_agent::er::{CaseResult, Summary, load_cases};
-use ember_agent::event_loop::{EpisodeEnd, StopSignal};
+use ember_agent::event_loop::StopSignal;
 use ember_agent::recording::{RecordingMode, open_recorder};
 
 use crate::config::Launch;
@@ -123,9 +123,9 @@ pub async fn run(args: RunArgs, stop: StopSignal) -> anyhow::Result<i32> {
     let mut results: Vec<CaseResult> = Vec::new();
     let mut lines = String::new();
     let mut failed = false;
-    runner::run_cases(config.clone(), plan, stop.clone(), |o| {
+    let run_end = runner::run_cases(config.clone(), plan, stop.clone(), |o| {
         let end = &o.report.end;
-        if let Some(r) = &o.result {
+        if let (Some(r), Some(line)) = (&o.result, o.line()) {
             println!(
                 "case {} {} {}: success {} efficiency {:.3} completeness {:.3} steps {} ({})",
                 r.identity,
@@ -135,18 +135,15 @@ pub async fn run(args: RunArgs, stop: StopSignal) -> anyhow::Result<i32> {
                 r.efficiency,
                 r.completeness,
                 r.steps,
-                match end {
-                    EpisodeEnd::Completed => "completed".to_string(),
-                    other => format!("{other:?}"),
-                }
+                end.describe()
             );
             results.push(r.clone());
-            lines.push_str(&serde_json::to_string(&o.line)?);
+            lines.push_str(&serde_json::to_string(&line)?);
             lines.push('\n');
         }
         if o.is_error() {
             failed = true;
-            eprintln!("episode {} failed: {end:?}", o.report.episode.id);
+            eprintln!("episode {} failed: {}", o.report.episode.id, end.describe());
         }
         if let Some(log) = &o.report.log_path {
             println!("  episode log: {}", log.display());
@@ -154,6 +151,7 @@ pub async fn run(args: RunArgs, stop: StopSignal) -> anyhow::Result<i32> {
         Ok(())
     })
     .await?;
+    failed |= !run_end.job_errors.is_empty();
     std::fs::write(out.join("cases.jsonl"), lines)?;
     if let Err(e) = recorder.flush() {
         eprintln!("warning: the recording did not flush: {e}");

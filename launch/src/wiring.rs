@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ember_agent::er::executor::ReachableCache;
 use ember_agent::er::{Case, ErHarness, Mode, PromptVariant};
+use ember_agent::faults::FaultyWorld;
 use ember_agent::memory::{EstimatedTokens, TokenCounter};
 use ember_agent::policies::{OraclePolicy, RandomPolicy, ReplayPolicy};
 use ember_agent::{Harness, Policy, World};
@@ -39,7 +40,7 @@ pub fn world_endpoint(w: &WorldConfig) -> String {
     }
 }
 
-/// Builds the world.
+/// Builds the world (wrapped in a [`FaultyWorld`] when `[world.fault]` asks for one).
 pub fn make_world(w: &WorldConfig) -> anyhow::Result<Box<dyn World>> {
     let config = SimWorldConfig {
         endpoint: world_endpoint(w),
@@ -48,9 +49,14 @@ pub fn make_world(w: &WorldConfig) -> anyhow::Result<Box<dyn World>> {
         timeout: Duration::from_secs_f64(w.timeout_s),
     };
     let endpoint = config.endpoint.clone();
-    let world = SimWorld::connect(config)
-        .with_context(|| format!("connecting to the simulator at {endpoint}"))?;
-    Ok(Box::new(world))
+    let world: Box<dyn World> = Box::new(
+        SimWorld::connect(config)
+            .with_context(|| format!("connecting to the simulator at {endpoint}"))?,
+    );
+    Ok(match &w.fault {
+        Some(plan) => Box::new(FaultyWorld::new(world, plan.clone())),
+        None => world,
+    })
 }
 
 /// Builds the policy.
@@ -111,6 +117,20 @@ pub fn token_counter(config: &LaunchConfig) -> anyhow::Result<Arc<dyn TokenCount
         ),
         _ => Arc::new(EstimatedTokens),
     })
+}
+
+/// The policy's and the world's names as a launch file states them (`oracle`, `thor-lite`;
+/// for results of cases that never ran, when no running policy or world could say).
+pub fn names(config: &LaunchConfig) -> (String, String) {
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    (
+        name(serde_json::to_value(config.policy.kind)),
+        name(serde_json::to_value(config.world.kind)),
+    )
 }
 
 /// The harness mode a launch file asks for.

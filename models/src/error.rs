@@ -113,6 +113,12 @@ pub enum ModelError {
     /// The inputs to the model are inconsistent (e.g. image tokens vs images).
     #[error("invalid input: {0}")]
     Input(String),
+    /// The caller cancelled the generation (a decision timeout, Ctrl-C).
+    #[error("generation cancelled after {tokens} tokens")]
+    Cancelled {
+        /// Tokens generated before the cancellation was seen.
+        tokens: usize,
+    },
     /// A reference dump is malformed.
     #[error("reference {path}: {message}")]
     Reference {

@@ -219,7 +219,27 @@ impl Vlm {
         sampling: &SamplingConfig,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
+        self.generate_cancellable(prompt, sampling, on_text, &|| false)
+    }
+
+    /// [`Vlm::generate`] that stops with [`ModelError::Cancelled`] once `cancelled` says so;
+    /// it is asked before the image encoding, before the prefill and between tokens.
+    pub fn generate_cancellable(
+        &self,
+        prompt: &Prompt,
+        sampling: &SamplingConfig,
+        on_text: &mut dyn FnMut(&str),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Generation> {
         sampling.validate()?;
+        let check = |tokens: usize| {
+            if cancelled() {
+                Err(ModelError::Cancelled { tokens })
+            } else {
+                Ok(())
+            }
+        };
+        check(0)?;
         let t0 = Instant::now();
         let embeds = self.model.encode_images(&prompt.images)?;
         // Image encoding is lazy on some backends: the prefill below forces it, so vision time
@@ -238,6 +258,7 @@ impl Vlm {
         };
         let vision_s = t0.elapsed().as_secs_f64();
         let grids: Vec<[usize; 3]> = prompt.images.iter().map(|i| i.grid_thw).collect();
+        check(0)?;
         let mut cache = KvCache::new();
         let t1 = Instant::now();
         let pre = self
@@ -258,6 +279,7 @@ impl Vlm {
             if tokens.len() >= sampling.max_new_tokens {
                 break StopReason::MaxTokens;
             }
+            check(tokens.len())?;
             let next = sampler.pick(&mut logits, &history);
             tokens.push(next);
             history.push(next);

@@ -133,7 +133,10 @@ impl VlmPolicy {
             .seed
             .wrapping_add(self.episode_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
             .wrapping_add(ctx.step);
-        let g = self.vlm.generate(&prompt, &sampling, on_text)?;
+        let cancel = ctx.cancel.clone();
+        let g = self
+            .vlm
+            .generate_cancellable(&prompt, &sampling, on_text, &|| cancel.is_cancelled())?;
         let timings = DecisionTimings {
             total: t0.elapsed().as_secs_f64(),
             vision: g.vision_s,

@@ -49,6 +49,9 @@ impl Policy for Capture {
     fn name(&self) -> &str {
         self.inner.name()
     }
+    fn needs_privileged(&self) -> bool {
+        self.inner.needs_privileged()
+    }
     fn reset(&mut self, episode: &EpisodeInfo) -> ember_agent::Result<()> {
         self.inner.reset(episode)
     }

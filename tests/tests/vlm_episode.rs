@@ -9,7 +9,6 @@
 //! unparseable, the harness answers with the invalid-action prompt, and the episode ends by the
 //! benchmark's rule (three calls without an executed step).
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ember_agent::er::prompts::Prompts;
@@ -19,33 +18,9 @@ use ember_agent::memory::{Budget, EpisodeLog, Memory, TokenCounter};
 use ember_agent::policies::OraclePolicy;
 use ember_agent::policy::{ContentPart, Context, Decision, EpisodeInfo, Message, Policy, Role};
 use ember_agent::recorder::{NullRecorder, Recorder};
-use ember_models::chat::ChatTemplate;
-use ember_models::config::{GenerationDefaults, PreprocessorConfig};
 use ember_models::generate::SamplingConfig;
 use ember_models::policy::{ReplyFormat, VlmPolicy, er_thought};
-use ember_models::tokenizer::{byte_level, qwen_specials};
-use ember_models::{BackendKind, Precision, QwenVl, Vlm, runtime};
 use ember_sim_bridge::world::SimWorld;
-
-fn checkpoint() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/fixtures/qwen2-vl-tiny")
-}
-
-/// The tiny checkpoint with a tokenizer built here (one token per byte, the Qwen special
-/// tokens at the ids its config.json names).
-fn tiny_vlm() -> Vlm {
-    let dir = checkpoint();
-    let model = QwenVl::load(&dir, runtime(BackendKind::Cpu, Precision::F32).unwrap()).unwrap();
-    Vlm::assemble(
-        model,
-        byte_level(&qwen_specials(400)).unwrap(),
-        ChatTemplate::from_dir(&dir).unwrap(),
-        PreprocessorConfig::from_dir(&dir).unwrap(),
-        GenerationDefaults::default(),
-        &dir,
-    )
-    .unwrap()
-}
 
 /// What the VLM saw and said at one decision.
 #[derive(Clone, Debug)]
@@ -67,6 +42,10 @@ struct OracleThenVlm {
 impl Policy for OracleThenVlm {
     fn name(&self) -> &str {
         "oracle-then-qwen2-vl"
+    }
+    /// The oracle part plays the case's key actions: it needs the privileged answer key.
+    fn needs_privileged(&self) -> bool {
+        true
     }
     fn reset(&mut self, episode: &EpisodeInfo) -> ember_agent::Result<()> {
         self.oracle.reset(episode)?;
@@ -114,7 +93,7 @@ async fn an_er_episode_runs_with_the_vlm_policy() {
     let case = ember_tests::er_world::sample_case("2");
     let query = case.taskquery.clone();
 
-    let vlm = tiny_vlm();
+    let vlm = ember_tests::vlm::tiny_vlm();
     let counter = Arc::new(vlm.token_counter());
     let sampling = SamplingConfig {
         max_new_tokens: 24,

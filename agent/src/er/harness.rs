@@ -346,6 +346,7 @@ impl Harness for ErHarness {
         let obs0 = world.reset(&ResetRequest {
             scene: Some(self.case.scene.clone()),
             seed: self.seed,
+            episode: Some(self.case.identity.to_string()),
         })?;
         let reset_time = t.elapsed().as_secs_f64();
         let meta0 = obs0.sim.clone().ok_or_else(|| {

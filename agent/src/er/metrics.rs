@@ -191,6 +191,19 @@ pub fn score(
     }
 }
 
+/// Whether a case was scored by the benchmark's rules, or its episode failed outside them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// The episode ran to an end the benchmark scores.
+    #[default]
+    Scored,
+    /// The episode failed for a reason outside the benchmark's rules (a panic, a world,
+    /// harness or policy error, a decision timeout, a scene that cannot be loaded): its
+    /// metrics are zero and `error` says what failed.
+    InfrastructureFailure,
+}
+
 /// One line of `cases.jsonl`: a case's identity, its metrics and its trajectory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
@@ -232,9 +245,46 @@ pub struct CaseResult {
     pub simulator: String,
     /// The trajectory records.
     pub trajectory: Vec<TrajectoryRecord>,
+    /// Scored, or an infrastructure failure (absent in older files: scored).
+    #[serde(default)]
+    pub status: CaseStatus,
+    /// What failed, for an infrastructure failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl CaseResult {
+    /// Whether the case was scored (not an infrastructure failure).
+    pub fn is_scored(&self) -> bool {
+        self.status == CaseStatus::Scored
+    }
+
+    /// Marks the result as an infrastructure failure: the metrics become zero (the case is
+    /// not a success, whatever the partial trajectory holds) and `error` records why.
+    pub fn into_infrastructure_failure(mut self, error: impl Into<String>) -> Self {
+        self.status = CaseStatus::InfrastructureFailure;
+        self.error = Some(error.into());
+        self.success = 0;
+        self.efficiency = 0.0;
+        self.completeness = 0.0;
+        self.order_aware_completeness = 0.0;
+        self.repeat_rate = 0.0;
+        self
+    }
+
+    /// The line of a case whose episode produced no result at all (its harness was lost in a
+    /// panic, or it never ran).
+    pub fn infrastructure_failure(
+        case: &Case,
+        error: impl Into<String>,
+        mode: Mode,
+        policy: &str,
+        simulator: &str,
+    ) -> Self {
+        CaseResult::new(case, Vec::new(), 0, None, mode, policy, simulator)
+            .into_infrastructure_failure(error)
+    }
+
     /// Scores a finished episode of a case.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -268,6 +318,8 @@ impl CaseResult {
             policy: policy.to_string(),
             simulator: simulator.to_string(),
             trajectory,
+            status: CaseStatus::Scored,
+            error: None,
         }
     }
 }
@@ -312,12 +364,29 @@ impl GroupStats {
     }
 }
 
-/// The summary of a run.
+/// A case that failed for infrastructure reasons, as the summary lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InfrastructureFailure {
+    /// The case's identity.
+    pub identity: IntOrString,
+    /// The scene.
+    pub scene: String,
+    /// What failed.
+    pub error: String,
+}
+
+/// The summary of a run. The top-level rates and `per_category` are over every selected case,
+/// an infrastructure failure counting as an unsuccessful case with zero metrics;
+/// `over_scored` gives the same means over the scored cases only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    /// Number of cases.
+    /// Number of cases selected (every line of `cases.jsonl`).
     pub cases: usize,
-    /// Mean success, in [0, 1].
+    /// Cases scored by the benchmark's rules.
+    pub cases_scored: usize,
+    /// Cases whose episode failed for infrastructure reasons (listed in `failures`).
+    pub cases_failed_infrastructure: usize,
+    /// Mean success over all selected cases, in [0, 1].
     pub success_rate: f64,
     /// Mean search efficiency.
     pub search_efficiency: f64,
@@ -329,6 +398,10 @@ pub struct Summary {
     pub repeat_rate: f64,
     /// The same means per category (categories with cases only).
     pub per_category: BTreeMap<Category, GroupStats>,
+    /// The means over the scored cases only.
+    pub over_scored: GroupStats,
+    /// The infrastructure failures.
+    pub failures: Vec<InfrastructureFailure>,
     /// The mode.
     pub mode: Mode,
     /// The policy.
@@ -399,8 +472,22 @@ impl Summary {
                 per_category.insert(c, g);
             }
         }
+        let over_scored = GroupStats::of(results.iter().filter(|r| r.is_scored()));
+        let failures: Vec<InfrastructureFailure> = results
+            .iter()
+            .filter(|r| !r.is_scored())
+            .map(|r| InfrastructureFailure {
+                identity: r.identity.clone(),
+                scene: r.scene.clone(),
+                error: r.error.clone().unwrap_or_default(),
+            })
+            .collect();
         Ok(Summary {
             cases: all.cases,
+            cases_scored: over_scored.cases,
+            cases_failed_infrastructure: failures.len(),
+            over_scored,
+            failures,
             success_rate: all.success_rate,
             search_efficiency: all.search_efficiency,
             task_completeness: all.task_completeness,
@@ -459,6 +546,18 @@ impl Summary {
             repeat_rate: self.repeat_rate,
         };
         row(&mut s, "all", &all);
+        if self.cases_failed_infrastructure > 0 {
+            row(&mut s, "scored only", &self.over_scored);
+            let _ = writeln!(
+                s,
+                "{} of {} cases scored; {} failed for infrastructure reasons (counted as \
+                 unsuccessful in the rows above):",
+                self.cases_scored, self.cases, self.cases_failed_infrastructure
+            );
+            for f in &self.failures {
+                let _ = writeln!(s, "  case {} ({}): {}", f.identity, f.scene, f.error);
+            }
+        }
         s
     }
 }
@@ -749,7 +848,45 @@ mod tests {
             policy: "oracle".into(),
             simulator: "thor-lite".into(),
             trajectory: vec![],
+            status: CaseStatus::Scored,
+            error: None,
         }
+    }
+
+    #[test]
+    fn infrastructure_failures_count_against_all_selected_cases_and_are_listed() {
+        let rs = vec![
+            result(1, "single_search", 1, 1.0, 1.0),
+            result(2, "single_search", 1, 1.0, 1.0),
+            result(3, "single_toggle", 1, 0.5, 1.0)
+                .into_infrastructure_failure("a world call panicked: boom"),
+            result(4, "pickup_and_put", 0, 0.0, 0.5),
+        ];
+        assert_eq!(rs[2].success, 0);
+        assert_eq!(rs[2].completeness, 0.0);
+        let s = Summary::from_results(&rs).unwrap();
+        assert_eq!(
+            (s.cases, s.cases_scored, s.cases_failed_infrastructure),
+            (4, 3, 1)
+        );
+        assert_eq!(s.success_rate, 0.5);
+        assert!((s.over_scored.success_rate - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.over_scored.cases, 3);
+        assert_eq!(s.failures.len(), 1);
+        assert_eq!(s.failures[0].identity, IntOrString::Int(3));
+        assert!(s.failures[0].error.contains("boom"));
+        let table = s.table();
+        assert!(table.contains("scored only"), "{table}");
+        assert!(table.contains("3 of 4 cases scored; 1 failed"), "{table}");
+        // The status survives a round trip, and older lines without it read as scored.
+        let line = serde_json::to_value(&rs[2]).unwrap();
+        assert_eq!(line["status"], "infrastructure_failure");
+        let back: CaseResult = serde_json::from_value(line).unwrap();
+        assert!(!back.is_scored());
+        let mut old = serde_json::to_value(&rs[0]).unwrap();
+        old.as_object_mut().unwrap().remove("status");
+        let back: CaseResult = serde_json::from_value(old).unwrap();
+        assert!(back.is_scored() && back.error.is_none());
     }
 
     #[test]

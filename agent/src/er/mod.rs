@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cases::{Case, Category, load_cases};
 pub use harness::ErHarness;
-pub use metrics::{CaseResult, CaseScore, Summary};
+pub use metrics::{CaseResult, CaseScore, CaseStatus, InfrastructureFailure, Summary};
 pub use prompts::PromptVariant;
 pub use record::TrajectoryRecord;
 

@@ -23,7 +23,7 @@ use super::paths;
 use super::queue::QueueCounters;
 use crate::action::Action;
 use crate::observation::{CameraFrame, DepthImage, InstanceImage, Observation, RgbImage};
-use crate::policy::{Candidate, Decision, EpisodeInfo, Feedback, FeedbackKind};
+use crate::policy::{Candidate, Decision, EpisodeInfo, Feedback, FeedbackKind, PolicyInfo};
 use crate::recorder::{RecordEvent, StepTimings};
 use crate::thor;
 use crate::world::WorldInfo;
@@ -155,7 +155,11 @@ impl EventLogger {
         counters: &QueueCounters,
     ) -> RecordingStreamResult<()> {
         match event {
-            RecordEvent::EpisodeStart { episode, world } => self.episode_start(episode, world),
+            RecordEvent::EpisodeStart {
+                episode,
+                world,
+                policy,
+            } => self.episode_start(episode, world, policy),
             RecordEvent::Observation {
                 step,
                 label,
@@ -236,6 +240,7 @@ impl EventLogger {
         &mut self,
         episode: &EpisodeInfo,
         world: &WorldInfo,
+        policy: &PolicyInfo,
     ) -> RecordingStreamResult<()> {
         if let Some(m) = self.max_global_step {
             self.step_offset = m + 1;
@@ -262,13 +267,22 @@ impl EventLogger {
         }
         doc.push_str(&format!("- seed: {}\n", episode.seed));
         doc.push_str(&format!("- world: {} at {}\n", world.kind, world.endpoint));
+        doc.push_str(&format!(
+            "- policy: {}{}\n",
+            policy.name,
+            if policy.privileged {
+                " (privileged: reads the answer key and the simulator's full state)"
+            } else {
+                ""
+            }
+        ));
         self.rec
             .log(paths::EPISODE, &rerun::TextDocument::from_markdown(doc))?;
         self.rec.log(
             paths::LOG_EPISODE,
             &rerun::TextLog::new(format!(
-                "episode {} ({}) starts: {}",
-                episode.index, episode.id, episode.instruction
+                "episode {} ({}) starts, played by the {} policy: {}",
+                episode.index, episode.id, policy.name, episode.instruction
             ))
             .with_level(TextLogLevel::INFO),
         )?;
@@ -1084,6 +1098,10 @@ mod tests {
                     kind: "thor-lite".into(),
                     endpoint: "inproc".into(),
                     cameras: vec!["front".into()],
+                },
+                policy: PolicyInfo {
+                    name: "oracle".into(),
+                    privileged: true,
                 },
             },
             RecordEvent::Observation {

@@ -13,12 +13,16 @@
 //! - [`layout`]: the default viewer layout (a Rerun blueprint).
 //! - [`paths`]: the entity paths, in one place (the tests and the README use them).
 
+#[cfg(feature = "rerun")]
 pub mod file_sink;
 pub mod frames;
+#[cfg(feature = "rerun")]
 pub mod layout;
+#[cfg(feature = "rerun")]
 pub mod log;
 pub mod paths;
 pub mod queue;
+#[cfg(feature = "rerun")]
 mod rerun_recorder;
 
 use std::path::PathBuf;
@@ -26,6 +30,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "rerun")]
 pub use rerun_recorder::{RecorderThreadStats, RerunRecorder};
 
 use crate::error::{Error, Result};
@@ -199,7 +204,17 @@ pub fn open_recorder(config: &RecordingConfig, run_name: &str) -> Result<Arc<dyn
     config.validate()?;
     Ok(match config.mode {
         RecordingMode::Off => Arc::new(NullRecorder),
+        #[cfg(feature = "rerun")]
         _ => Arc::new(RerunRecorder::open(config, run_name)?),
+        #[cfg(not(feature = "rerun"))]
+        mode => {
+            let _ = run_name;
+            return Err(Error::Invalid(format!(
+                "[recording] mode = {:?}: this build of ember-agent has no Rerun recorder \
+                 (build it with the `rerun` cargo feature)",
+                serde_json::to_value(mode).unwrap_or_default()
+            )));
+        }
     })
 }
 

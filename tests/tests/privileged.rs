@@ -10,35 +10,10 @@ use ember_agent::er::{ErHarness, Mode, PromptVariant};
 use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
 use ember_agent::memory::{Budget, EpisodeLog, EstimatedTokens, Memory};
 use ember_agent::policies::{OraclePolicy, RandomPolicy, ReplayPolicy};
-use ember_agent::policy::{Context, Decision, EpisodeInfo, Policy};
+use ember_agent::policy::{Context, Decision, Policy};
 use ember_agent::recorder::{NullRecorder, Recorder};
 use ember_models::policy::{ReplyFormat, VlmPolicy, er_sampling};
-
-/// Delegates to a real policy and notes, at each decision, whether privileged data came.
-struct Spy {
-    inner: Box<dyn Policy>,
-    saw: Arc<Mutex<Vec<bool>>>,
-}
-
-impl Policy for Spy {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn needs_privileged(&self) -> bool {
-        self.inner.needs_privileged()
-    }
-    fn reset(&mut self, episode: &EpisodeInfo) -> ember_agent::Result<()> {
-        self.inner.reset(episode)
-    }
-    fn decide(
-        &mut self,
-        ctx: &Context,
-        on_text: &mut dyn FnMut(&str),
-    ) -> ember_agent::Result<Decision> {
-        self.saw.lock().unwrap().push(ctx.privileged.is_some());
-        self.inner.decide(ctx, on_text)
-    }
-}
+use ember_tests::watched::Watched;
 
 /// What one episode showed: the privileged flag at each decision, the end, and the log's
 /// header line.
@@ -51,9 +26,12 @@ struct Played {
 async fn play(policy: Box<dyn Policy>, log: &std::path::Path) -> Played {
     let saw = Arc::new(Mutex::new(Vec::new()));
     let name = policy.name().to_string();
-    let spy = Spy {
+    let seen = saw.clone();
+    let spy = Watched {
         inner: policy,
-        saw: saw.clone(),
+        watch: move |ctx: &Context, _: &ember_agent::Result<Decision>| {
+            seen.lock().unwrap().push(ctx.privileged.is_some());
+        },
     };
     let case = ember_tests::er_world::sample_case("5");
     let harness =

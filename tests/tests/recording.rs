@@ -23,12 +23,13 @@ use ember_agent::er::{ErHarness, Mode, PromptVariant, sim_settings};
 use ember_agent::event_loop::{EpisodeEnd, LoopSettings, StopSignal, run_episode, share_policy};
 use ember_agent::memory::{Budget, EstimatedTokens, Memory};
 use ember_agent::policies::OraclePolicy;
-use ember_agent::policy::{Context, Decision, EpisodeInfo, FeedbackKind, Policy};
+use ember_agent::policy::{Context, Decision, FeedbackKind};
 use ember_agent::recorder::Recorder;
 use ember_agent::recording::{RecordingConfig, RerunRecorder, paths};
 use ember_sim_bridge::InitSettings;
 use ember_sim_bridge::world::{SimWorld, SimWorldConfig};
 use ember_tests::tools;
+use ember_tests::watched::Watched;
 use serde_json::{Map, Value, json};
 
 const WIDTH: u32 = sim_settings::WIDTH;
@@ -38,36 +39,6 @@ const CASE: &str = "2";
 
 /// What the policy produced at each step: (thought, raw reply).
 type Produced = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
-
-/// Wraps a policy and keeps what it produced at each step.
-struct Capture {
-    inner: Box<dyn Policy>,
-    produced: Produced,
-}
-
-impl Policy for Capture {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn needs_privileged(&self) -> bool {
-        self.inner.needs_privileged()
-    }
-    fn reset(&mut self, episode: &EpisodeInfo) -> ember_agent::Result<()> {
-        self.inner.reset(episode)
-    }
-    fn decide(
-        &mut self,
-        ctx: &Context,
-        on_text: &mut dyn FnMut(&str),
-    ) -> ember_agent::Result<Decision> {
-        let d = self.inner.decide(ctx, on_text)?;
-        self.produced
-            .lock()
-            .unwrap()
-            .insert(ctx.step, (d.thought.clone(), d.raw.clone()));
-        Ok(d)
-    }
-}
 
 /// Forwards every event to the Rerun recorder and tallies what the loop sent, so the expected
 /// contents do not depend on the harness (an ER case with `observe` sends several frames per
@@ -164,9 +135,16 @@ fn record_episode(path: &Path) -> Expected {
     let harness =
         ErHarness::new(case, Mode::ErCompat, PromptVariant::Put, 3).with_policy_name("oracle");
     let produced: Produced = Arc::default();
-    let policy = share_policy(Box::new(Capture {
+    let keep = produced.clone();
+    let policy = share_policy(Box::new(Watched {
         inner: Box::new(OraclePolicy::new()),
-        produced: produced.clone(),
+        watch: move |ctx: &Context, d: &ember_agent::Result<Decision>| {
+            if let Ok(d) = d {
+                keep.lock()
+                    .unwrap()
+                    .insert(ctx.step, (d.thought.clone(), d.raw.clone()));
+            }
+        },
     }));
     let memory = Memory::new(Budget::default(), Arc::new(EstimatedTokens), None);
     let rt = tokio::runtime::Builder::new_multi_thread()

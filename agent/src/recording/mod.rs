@@ -5,7 +5,8 @@
 //! - [`RerunRecorder`]: the Rerun recorder. `record` puts the event on a bounded queue
 //!   ([`queue`]) and returns; a dedicated thread turns events into Rerun archetypes
 //!   ([`log`]) on the timelines `step`, `episode` (and `sim_time`, `frame`). Files never drop
-//!   events (the loop waits when the queue is full); live viewers drop the oldest camera frames
+//!   events (`record` waits when the queue is full; the event loop calls it from a forwarding
+//!   thread, never from its async worker); live viewers drop the oldest camera frames
 //!   and count them.
 //! - [`file_sink`]: the `.rrd` writer (synchronous encoding, so memory stays bounded).
 //! - [`frames`]: coordinate conventions (AI2-THOR's left-handed y-up world made right-handed and

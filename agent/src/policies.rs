@@ -95,7 +95,7 @@ pub struct RandomPolicy {
 }
 
 impl RandomPolicy {
-    /// A random policy; each episode reseeds from this seed and the episode's seed.
+    /// A random policy; each episode reseeds from this seed, the episode's seed and its id.
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
@@ -110,11 +110,18 @@ impl Policy for RandomPolicy {
     }
 
     fn reset(&mut self, episode: &EpisodeInfo) -> Result<()> {
+        // The episode's identity is mixed in (not its index, which depends on sharding and
+        // resuming): every case of a run draws its own actions, and the same case draws the
+        // same ones whichever shard or job runs it.
+        let id = episode.id.bytes().fold(0xCBF2_9CE4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+        });
         let mixed = self
             .seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(episode.seed)
-            .rotate_left(17);
+            .rotate_left(17)
+            ^ id;
         self.rng = ChaCha8Rng::seed_from_u64(mixed);
         Ok(())
     }
@@ -305,6 +312,32 @@ mod tests {
         }
         let mut p = RandomPolicy::new(0);
         assert!(p.decide(&ctx_with_legal(0), &mut |_| {}).is_err());
+    }
+
+    #[test]
+    fn random_draws_differ_between_episodes_of_a_run_and_repeat_per_episode() {
+        // As `ember eval` runs it: every case has the run's seed; only the identity differs.
+        let ctx = ctx_with_legal(5);
+        let draws = |id: &str| {
+            let mut p = RandomPolicy::new(7);
+            p.reset(&EpisodeInfo {
+                id: id.into(),
+                seed: 3,
+                ..Default::default()
+            })
+            .unwrap();
+            (0..20)
+                .map(|_| p.decide(&ctx, &mut |_| {}).unwrap().raw)
+                .collect::<Vec<_>>()
+        };
+        let ids: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+        let all: Vec<Vec<String>> = ids.iter().map(|id| draws(id)).collect();
+        for (i, a) in all.iter().enumerate() {
+            assert_eq!(*a, draws(&ids[i]), "case {} is not reproducible", ids[i]);
+            for b in &all[i + 1..] {
+                assert_ne!(a, b, "two cases drew the same 20 actions");
+            }
+        }
     }
 
     #[test]

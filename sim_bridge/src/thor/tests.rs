@@ -823,29 +823,25 @@ fn reference_matches_floor(scene: &str) -> bool {
     on as f64 >= 0.9 * pts.len() as f64
 }
 
-/// GetReachablePositions against ALFWorld's grids in all 120 scenes: every scene's recall
-/// and each room type's pooled recall stay above floors measured on 2026-11-21 (the minimum
-/// then, less 0.02), and only FloorPlan410 and 411 are skipped (their ALFWorld grids lie
-/// off today's floor: an older layout). `--nocapture` prints the per-scene figures that
-/// THOR_LITE.md's table summarises.
+/// GetReachablePositions against ALFWorld's grids in all 120 scenes, held to stated targets
+/// rather than to what was measured: each room type's pooled recall (of ALFWorld's points, how
+/// many we reach) at least [`POOLED_RECALL_TARGET`], and each scene's at least
+/// [`SCENE_RECALL_TARGET`], except the scenes of [`BELOW_SCENE_TARGET`], which are known gaps
+/// treated like expected failures: a scene that falls below the target, or one of the list that
+/// rises above it, fails the test and is printed (then fix thor-lite, generally, or update the
+/// list). Only FloorPlan410 and 411 are skipped (their ALFWorld grids lie off today's floor: an
+/// older layout). `--nocapture` prints the per-scene figures that THOR_LITE.md's table
+/// summarises, and the pooled recall of the training scenes (the held-out figure: thor-lite is
+/// never tuned to the evaluation scenes) and of the evaluation scenes.
 #[test]
 fn reachable_positions_agree_with_alfworld_in_all_scenes() {
-    // (room type, lowest recall of one scene, lowest pooled recall); measured: scenes at
-    // least 0.876 (FloorPlan21), 0.737 (208), 0.689 (302), 0.797 (413); pooled 0.955,
-    // 0.924, 0.928, 0.925.
-    const FLOORS: [(&str, f64, f64); 4] = [
-        ("kitchens", 0.856, 0.935),
-        ("living_rooms", 0.717, 0.904),
-        ("bedrooms", 0.669, 0.908),
-        ("bathrooms", 0.777, 0.905),
-    ];
-    // A known gap, held to its own floor: in FloorPlan316 our flood fill reaches 30 points
-    // of ALFWorld's 58 (recall 0.379).
-    const KNOWN_LOW: [(&str, f64); 1] = [("FloorPlan316", 0.359)];
+    use ember_agent::er::generate::is_evaluation_scene;
     let mut per: std::collections::BTreeMap<String, (usize, usize, usize, f64, usize)> =
         Default::default();
+    // (reached, reference, both) over training and over evaluation scenes.
+    let mut split = [(0usize, 0usize, 0usize); 2];
     let mut skipped = Vec::new();
-    let mut low = Vec::new();
+    let mut below = std::collections::BTreeMap::new();
     for n in ThorLite::scene_names() {
         let room = ThorLite::scene_summary(&n).unwrap().room_type;
         if !reference_matches_floor(&n) {
@@ -860,13 +856,8 @@ fn reachable_positions_agree_with_alfworld_in_all_scenes() {
             "{n:<14} {room:<13} ours {o:>4} alfworld {r:>4} both {b:>4} recall {recall:.3} precision {:.3} iou {iou:.3}",
             b as f64 / o.max(1) as f64
         );
-        let floor = FLOORS
-            .iter()
-            .find(|f| f.0 == room)
-            .unwrap_or_else(|| panic!("{n}: unknown room type {room}"));
-        let floor = KNOWN_LOW.iter().find(|k| k.0 == n).map_or(floor.1, |k| k.1);
-        if recall < floor {
-            low.push(format!("{n}: recall {recall:.3} < {floor}"));
+        if recall < SCENE_RECALL_TARGET {
+            below.insert(n.clone(), recall);
         }
         let e = per.entry(room).or_default();
         e.0 += o;
@@ -874,8 +865,13 @@ fn reachable_positions_agree_with_alfworld_in_all_scenes() {
         e.2 += b;
         e.3 += iou;
         e.4 += 1;
+        let s = &mut split[usize::from(is_evaluation_scene(&n))];
+        s.0 += o;
+        s.1 += r;
+        s.2 += b;
     }
     assert_eq!(skipped, ["FloorPlan410", "FloorPlan411"]);
+    let mut problems = Vec::new();
     for (room, (o, r, b, iou, n)) in &per {
         let recall = *b as f64 / *r as f64;
         println!(
@@ -883,14 +879,59 @@ fn reachable_positions_agree_with_alfworld_in_all_scenes() {
             *b as f64 / *o as f64,
             iou / *n as f64
         );
-        let floor = FLOORS.iter().find(|f| f.0 == room).unwrap();
-        if recall < floor.2 {
-            low.push(format!("{room}: pooled recall {recall:.3} < {}", floor.2));
+        if recall < POOLED_RECALL_TARGET {
+            problems.push(format!(
+                "{room}: pooled recall {recall:.3} < {POOLED_RECALL_TARGET}"
+            ));
         }
     }
+    for (name, (o, r, b)) in ["training scenes (held out)", "evaluation scenes"]
+        .iter()
+        .zip(split)
+    {
+        println!(
+            "{name:<27} recall {:.3} precision {:.3}",
+            b as f64 / r as f64,
+            b as f64 / o as f64
+        );
+    }
     assert_eq!(per.len(), 4, "{per:?}");
-    assert!(low.is_empty(), "{low:#?}");
+    for (n, recall) in &below {
+        if !BELOW_SCENE_TARGET.contains(&n.as_str()) {
+            problems.push(format!(
+                "{n}: recall {recall:.3} fell below {SCENE_RECALL_TARGET} (not in BELOW_SCENE_TARGET)"
+            ));
+        }
+    }
+    for n in BELOW_SCENE_TARGET {
+        if !below.contains_key(*n) {
+            problems.push(format!(
+                "{n}: now reaches recall {SCENE_RECALL_TARGET} or more; remove it from BELOW_SCENE_TARGET"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// The pooled recall each room type must reach: nine in ten of ALFWorld's reachable points.
+/// ALFWorld's grids come from an older AI2-THOR, so full agreement is not expected, but a room
+/// type below this would leave navigation targets the reference can reach out of reach.
+const POOLED_RECALL_TARGET: f64 = 0.9;
+
+/// The recall each scene should reach: four in five of ALFWorld's points.
+const SCENE_RECALL_TARGET: f64 = 0.8;
+
+/// The scenes known to fall below [`SCENE_RECALL_TARGET`] (measured 2026-11-21; recall in
+/// brackets). A known gap, not a floor: the test fails when this list and the measurement differ.
+/// FloorPlan301 and 302 are evaluation scenes: listed, as every scene is measured, but never a
+/// reason to change thor-lite for them alone.
+const BELOW_SCENE_TARGET: &[&str] = &[
+    "FloorPlan208", // 0.737
+    "FloorPlan301", // 0.747
+    "FloorPlan302", // 0.689
+    "FloorPlan316", // 0.379: our flood fill reaches 30 of ALFWorld's 58 points
+    "FloorPlan413", // 0.797
+];
 
 /// Receptacles whose boxes contain their contents (a sink basin, a shelving unit's shelves)
 /// are drawn as open shells: what they hold can be seen and reached.

@@ -246,11 +246,8 @@ fn random_line_compensator(l: &Value) -> (bool, usize, f64, f64, usize, usize) {
 /// computed expectation `Σ A / m` plus Freedman's deviation `sqrt(2 v L) + 2 L / 3`, `L =
 /// ln(40 / δ)`, `v` the variance sum rounded up to a power of two (a union over 40 levels),
 /// `δ = 1e-4`. A policy that played the key actions would succeed in most cases and fail this;
-/// `tests/tests/er_event_loop.rs` checks the choices themselves in more detail. Caveat: `ember
-/// eval` seeds every case of a run with `run.seed` and `RandomPolicy` reseeds from (policy seed,
-/// episode seed) alone, so today the cases of one run replay the same draws; the expectation
-/// holds per episode, but the deviation term assumes fresh draws in every episode (see the
-/// ignored `random_draws_are_fresh_in_every_case_of_a_run` in that file).
+/// `tests/tests/er_event_loop.rs` checks the choices themselves in more detail (and that the
+/// cases of one run, which share `run.seed`, draw fresh actions, which this bound assumes).
 #[test]
 fn random_baseline_stays_within_its_computed_expectation() {
     let dir = tempfile::tempdir().unwrap();

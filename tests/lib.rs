@@ -10,10 +10,10 @@
 pub mod tools {
     //! External tools for the recording tests.
     //!
-    //! `EMBER_PYTHON` names a Python with `rerun-sdk==0.36.3` (default: the shared development
-    //! venv `/root/.cache/ember-venv/bin/python`, then `python3`); `EMBER_RERUN` the viewer
-    //! (default: `rerun` next to that Python, then `rerun` on the PATH). When `CI=true`, a missing
-    //! tool fails the test; otherwise the test is skipped with a printed reason.
+    //! `EMBER_PYTHON` names a Python with `rerun-sdk==0.36.3` (default: `python3` on the PATH);
+    //! `EMBER_RERUN` the viewer (default: `rerun` next to that Python, then `rerun` on the PATH).
+    //! When `CI=true`, a missing tool fails the test; otherwise the test prints
+    //! `SKIPPED: <test>: <reason>` and passes.
 
     use std::path::{Path, PathBuf};
     use std::process::Command;
@@ -25,12 +25,19 @@ pub mod tools {
             .unwrap_or(false)
     }
 
-    /// Reports a missing tool: panics under CI, prints and returns `None` otherwise.
+    /// Reports a missing tool: panics under CI, prints `SKIPPED: <test>: <what>` and returns
+    /// `None` otherwise. The line goes straight to stderr, past the test harness's output
+    /// capture (which hides `eprintln!` from passing tests), so a plain `cargo test` shows it.
     pub fn missing<T>(what: &str) -> Option<T> {
         if in_ci() {
             panic!("CI=true and {what}");
         }
-        eprintln!("SKIPPED: {what}");
+        use std::io::Write;
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {what}");
         None
     }
 
@@ -46,10 +53,7 @@ pub mod tools {
     pub fn python() -> Option<PathBuf> {
         let candidates: Vec<PathBuf> = match std::env::var_os("EMBER_PYTHON") {
             Some(p) => vec![PathBuf::from(p)],
-            None => vec![
-                PathBuf::from("/root/.cache/ember-venv/bin/python"),
-                PathBuf::from("python3"),
-            ],
+            None => vec![PathBuf::from("python3")],
         };
         let check = "import rerun, sys; sys.exit(0 if rerun.__version__ == '0.36.3' else 3)";
         for c in &candidates {

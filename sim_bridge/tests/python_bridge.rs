@@ -1,8 +1,9 @@
 //! `python/thor_bridge.py` (the server in front of real AI2-THOR) speaks the protocol.
 //!
 //! Uses the Python in `$EMBER_PYTHON` (a virtual environment with
-//! `sim_bridge/python/requirements.txt` installed). Without it the test is skipped with a
-//! printed reason, except under CI (`CI=true`), where a missing or unusable Python fails it.
+//! `sim_bridge/python/requirements.txt` installed), else `python3` on the PATH. Without one
+//! that imports zmq, numpy and ai2thor the test prints `SKIPPED: <test>: <reason>` and passes,
+//! except under CI (`CI=true`), where a missing or unusable Python fails it.
 //! The Unity player cannot run here, so `reset` must come back as an error reply that names
 //! the missing player, and the server must keep serving.
 
@@ -25,29 +26,45 @@ fn python_dir() -> PathBuf {
 
 /// The Python to use, or `None` (after printing why) when the test should be skipped.
 fn python() -> Option<String> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let problem = match std::env::var("EMBER_PYTHON") {
-        Err(_) => "EMBER_PYTHON is not set".to_string(),
-        Ok(py) => {
-            let probe = Command::new(&py)
-                .args(["-c", "import zmq, numpy, ai2thor; print(ai2thor.__file__)"])
-                .output();
-            match probe {
-                Ok(out) if out.status.success() => return Some(py),
-                Ok(out) => format!(
-                    "EMBER_PYTHON={py} cannot import zmq, numpy and ai2thor: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                Err(e) => format!("EMBER_PYTHON={py} does not run: {e}"),
-            }
-        }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let (py, name) = match std::env::var("EMBER_PYTHON") {
+        Ok(py) => (py.clone(), format!("EMBER_PYTHON={py}")),
+        Err(_) => (
+            "python3".to_string(),
+            "python3 (EMBER_PYTHON is not set)".to_string(),
+        ),
+    };
+    let probe = Command::new(&py)
+        .args(["-c", "import zmq, numpy, ai2thor; print(ai2thor.__file__)"])
+        .output();
+    let problem = match probe {
+        Ok(out) if out.status.success() => return Some(py),
+        Ok(out) => format!(
+            "{name} cannot import zmq, numpy and ai2thor: {}",
+            // The traceback's last line names the module.
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .next_back()
+                .unwrap_or("")
+        ),
+        Err(e) => format!("{name} does not run: {e}"),
     };
     let fix = "create it with: python3 -m venv VENV && VENV/bin/pip install -r \
                sim_bridge/python/requirements.txt, then set EMBER_PYTHON=VENV/bin/python";
     if ci {
         panic!("CI=true but the Python bridge cannot be tested: {problem}; {fix}");
     }
-    eprintln!("skipping the Python bridge test: {problem}; {fix}");
+    // Straight to stderr, past the test harness's capture, so a plain `cargo test` shows it.
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED: {test}: {problem}; {fix}"
+    );
     None
 }
 

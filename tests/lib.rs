@@ -6,6 +6,8 @@
 //!   viewer, Xvfb), failing under CI when one is missing and skipping otherwise.
 //! - [`er_world`]: in-process thor-lite with the Embodied-Reasoner benchmark's camera settings,
 //!   and the committed sample cases.
+//! - [`vlm`]: the tiny committed Qwen2-VL checkpoint, ready to run as a policy.
+//! - [`watched`]: a policy wrapper that shows a test each context and decision.
 
 pub mod tools {
     //! External tools for the recording tests.
@@ -140,5 +142,77 @@ pub mod er_world {
             ..SimWorldConfig::default()
         })
         .expect("thor-lite in process")
+    }
+}
+
+pub mod vlm {
+    //! The tiny Qwen2-VL checkpoint (`models/fixtures/qwen2-vl-tiny`) with a byte-level
+    //! tokenizer built here (one token per byte, the Qwen special tokens at the ids its
+    //! config.json names): a real model on the real code path, whose replies are noise.
+
+    use std::path::PathBuf;
+
+    use ember_models::chat::ChatTemplate;
+    use ember_models::config::{GenerationDefaults, PreprocessorConfig};
+    use ember_models::tokenizer::{byte_level, qwen_specials};
+    use ember_models::{BackendKind, Precision, QwenVl, Vlm, runtime};
+
+    /// The checkpoint directory.
+    pub fn checkpoint() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/fixtures/qwen2-vl-tiny")
+    }
+
+    /// The tiny model, on the CPU, in f32.
+    pub fn tiny_vlm() -> Vlm {
+        let dir = checkpoint();
+        let model = QwenVl::load(&dir, runtime(BackendKind::Cpu, Precision::F32).unwrap()).unwrap();
+        Vlm::assemble(
+            model,
+            byte_level(&qwen_specials(400)).unwrap(),
+            ChatTemplate::from_dir(&dir).unwrap(),
+            PreprocessorConfig::from_dir(&dir).unwrap(),
+            GenerationDefaults::default(),
+            &dir,
+        )
+        .unwrap()
+    }
+}
+
+pub mod watched {
+    //! A policy wrapper for tests: delegates everything (privileged opt-in included) to a
+    //! real policy and shows each context, and the decision made in it, to a callback.
+
+    use ember_agent::policy::{Context, Decision, EpisodeInfo, Policy};
+
+    /// Delegates to `inner`; calls `watch` after each decision with its context and result.
+    pub struct Watched<F> {
+        /// The real policy.
+        pub inner: Box<dyn Policy>,
+        /// Sees each context and the decision's result.
+        pub watch: F,
+    }
+
+    impl<F> Policy for Watched<F>
+    where
+        F: FnMut(&Context, &ember_agent::Result<Decision>) + Send,
+    {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn needs_privileged(&self) -> bool {
+            self.inner.needs_privileged()
+        }
+        fn reset(&mut self, episode: &EpisodeInfo) -> ember_agent::Result<()> {
+            self.inner.reset(episode)
+        }
+        fn decide(
+            &mut self,
+            ctx: &Context,
+            on_text: &mut dyn FnMut(&str),
+        ) -> ember_agent::Result<Decision> {
+            let d = self.inner.decide(ctx, on_text);
+            (self.watch)(ctx, &d);
+            d
+        }
     }
 }

@@ -204,6 +204,8 @@ fn bad_settings_name_the_key_over_the_wire_and_in_process() {
         ("snapToGrid", json!("no"), "bad_setting"),
         ("agentMode", json!("robot"), "bad_setting"),
         ("agentMode", json!(7), "bad_setting"),
+        // AI2-THOR's, but not simulated by thor-lite: refused rather than run as the default.
+        ("agentMode", json!("arm"), "bad_setting"),
     ];
     for (key, value, code) in &cases {
         let field = format!("settings.{key}");

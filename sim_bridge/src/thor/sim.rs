@@ -268,6 +268,15 @@ impl ThorLite {
                 s.rotate_step_degrees
             )));
         }
+        // thor-lite simulates AI2-THOR's default agent only: another mode (an arm, a drone)
+        // would silently behave as the default agent, so it is refused.
+        if !s.agent_mode.eq_ignore_ascii_case("default") {
+            return Err(SimError::BadSetting(format!(
+                "agentMode '{}' is not simulated by thor-lite (only 'default'; real AI2-THOR \
+                 behind thor_bridge.py has the others)",
+                s.agent_mode
+            )));
+        }
         Ok(())
     }
 }

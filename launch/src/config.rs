@@ -447,6 +447,12 @@ impl Launch {
             "loop.max_calls",
             "must be at least 1",
         )?;
+        let g = c.event_loop.cancel_grace_s;
+        require(
+            g.is_finite() && g >= 0.0,
+            "loop.cancel_grace_s",
+            "must be >= 0 seconds",
+        )?;
         Ok(())
     }
 }

@@ -108,24 +108,6 @@ const RANDOM_SEEDS: [u64; 3] = [7, 8, 9];
 /// with a key interaction (`single_search` aside: it succeeds by `end` with the target in view),
 /// never an evaluation scene. Returns the file and the number of cases.
 fn random_baseline_cases(dir: &Path) -> (PathBuf, usize) {
-    const EVALUATION: [&str; 16] = [
-        "FloorPlan1",
-        "FloorPlan2",
-        "FloorPlan3",
-        "FloorPlan4",
-        "FloorPlan7",
-        "FloorPlan22",
-        "FloorPlan27",
-        "FloorPlan201",
-        "FloorPlan202",
-        "FloorPlan203",
-        "FloorPlan301",
-        "FloorPlan302",
-        "FloorPlan303",
-        "FloorPlan401",
-        "FloorPlan403",
-        "FloorPlan404",
-    ];
     let all: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(repo().join("tests/data/er-cases-train.json")).unwrap(),
     )
@@ -140,7 +122,10 @@ fn random_baseline_cases(dir: &Path) -> (PathBuf, usize) {
         })
         .collect();
     for c in &picked {
-        assert!(!EVALUATION.contains(&c["scene"].as_str().unwrap()), "{c}");
+        assert!(
+            !ember_agent::er::generate::is_evaluation_scene(c["scene"].as_str().unwrap()),
+            "{c}"
+        );
     }
     assert!(picked.len() >= 20, "{} cases", picked.len());
     let path = dir.join("baseline-cases.json");

@@ -44,8 +44,9 @@ impl World for CountingWorld {
         Ok(obs(0))
     }
     fn step(&mut self, _c: &[Command]) -> Result<StepOutcome> {
-        std::thread::sleep(self.step_delay);
+        // Counted on entry, so a test sees the world busy in this step during the delay.
         let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
+        std::thread::sleep(self.step_delay);
         if self.panic_on_step == Some(n) {
             panic!("the world fell over at step {n}");
         }

@@ -212,7 +212,7 @@ pub async fn run(args: EvalArgs, stop: StopSignal) -> anyhow::Result<i32> {
         // Infrastructure failures are not results: run those cases again.
         results.retain(CaseResult::is_scored);
         if results.len() < before {
-            rewrite_results(&results_path, &results)?;
+            drop_failed_lines(&results_path)?;
             eprintln!(
                 "resuming: running {} cases again that failed for infrastructure reasons",
                 before - results.len()
@@ -375,6 +375,18 @@ fn append_line(file: &mut std::fs::File, line: &serde_json::Value) -> anyhow::Re
     file.write_all(&bytes)?;
     file.flush()?;
     Ok(())
+}
+
+/// Removes the infrastructure-failure lines of `cases.jsonl` (for `--resume`), keeping every
+/// other line exactly as it was written (`loop_end` included).
+fn drop_failed_lines(path: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let kept: String = text
+        .split_inclusive('\n')
+        .filter(|line| serde_json::from_str::<CaseResult>(line).map_or(true, |r| r.is_scored()))
+        .collect();
+    std::fs::write(path, kept).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Rewrites `cases.jsonl` with these results only.
